@@ -1,0 +1,8 @@
+"""MQ-Former (Mixed-Query Transformer) for Detectron2.
+
+Data flow: image -> backbone -> pixel decoder -> mixed-query decoder -> heads -> losses / post-process.
+Importing this package registers its components into Detectron2's registries.
+"""
+from . import layers
+
+__version__ = "0.1.0"

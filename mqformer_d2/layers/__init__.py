@@ -1,0 +1,14 @@
+"""Building blocks shared by the model's components."""
+from .ms_deform_attn import (
+    MSDeformAttn,
+    extension_available,
+    ms_deform_attn_pytorch,
+    multi_scale_deformable_attention,
+)
+
+__all__ = [
+    "MSDeformAttn",
+    "extension_available",
+    "ms_deform_attn_pytorch",
+    "multi_scale_deformable_attention",
+]
