@@ -199,6 +199,16 @@ def test_module_padding_mask_zeroes_padded_values():
     torch.testing.assert_close(module(query, reference, changed, shapes, start_index, padding), baseline)
 
 
+def test_module_under_cpu_autocast():
+    """Under autocast the value projection runs in bfloat16 while locations stay float32."""
+    module = MSDeformAttn(d_model=16, n_levels=2, n_heads=4, n_points=3)
+    query, reference, features, shapes, start_index = _module_inputs(4)
+    expected = module(query, reference, features, shapes, start_index)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output = module(query, reference, features, shapes, start_index)
+    torch.testing.assert_close(output.float(), expected, atol=5e-2, rtol=5e-2)
+
+
 def test_module_rejects_bad_arguments():
     with pytest.raises(ValueError, match="divisible"):
         MSDeformAttn(d_model=10, n_heads=4)

@@ -65,8 +65,10 @@ def ms_deform_attn_pytorch(
     _, num_queries, _, levels, points, _ = sampling_locations.shape
     sizes = [int(h) * int(w) for h, w in spatial_shapes.tolist()]
     value_per_level = value.split(sizes, dim=1)
-    # grid_sample wants grid coordinates in [-1, 1].
-    grids = 2 * sampling_locations - 1
+    # grid_sample wants grid coordinates in [-1, 1], in the dtype of the values (they can differ
+    # under autocast, where value comes from a half-precision projection).
+    grids = (2 * sampling_locations - 1).to(value.dtype)
+    attention_weights = attention_weights.to(value.dtype)
     sampled = []
     for level, (h, w) in enumerate(spatial_shapes.tolist()):
         # (N, H*W, M, D) -> (N*M, D, H, W)
