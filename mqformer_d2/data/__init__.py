@@ -2,3 +2,6 @@
 
 See docs/data_format.md for the format every dataset is loaded into.
 """
+from .config import add_data_config
+from .multi_dataset import DatasetRatioSampler, build_unified_train_loader, load_tagged_dataset_dicts
+from .unified_mapper import UnifiedDatasetMapper

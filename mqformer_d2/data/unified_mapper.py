@@ -1,0 +1,132 @@
+"""The one dataset mapper of every task: dataset dict (docs/data_format.md) -> model input."""
+import copy
+import logging
+import random
+from typing import List, Optional
+
+import numpy as np
+import torch
+from detectron2.config import configurable
+from detectron2.data import MetadataCatalog
+from detectron2.data import detection_utils as utils
+from detectron2.data import transforms as T
+
+from .augmentation import build_augmentations
+from .targets import (
+    annotation_to_target,
+    count_horizontal_flips,
+    semantic_targets,
+    targets_to_instances,
+)
+from .text_utils import build_vocabulary, choose_text, mirror_sentence
+
+logger = logging.getLogger(__name__)
+
+
+class UnifiedDatasetMapper:
+    """Maps a unified dataset dict to the model's input dict.
+
+    The dict must carry `dataset_name` (the multi-dataset loader adds it): the dataset's metadata,
+    not its name, says what to do (`task`, `text_prompts`, `ignore_label`). Output keys:
+    `image` (3, H, W) uint8, `height`, `width`, `task`, `vocabulary`, and in training `instances`
+    with gt_boxes, gt_masks, gt_text_ids, gt_has_mask, gt_has_box.
+
+    Training: targets come from `annotations`, or, for semantic dicts without annotations, one per
+    class of `sem_seg_file_name`; free-form texts are drawn at random per load (synthetic captions)
+    and have "left"/"right" swapped when the image was flipped; the vocabulary is the positive
+    texts plus sampled negative class names. Evaluation: the image is resized only; the vocabulary
+    is the dataset's `text_prompts`, or for referring data every sentence of every annotation in
+    order (with `sentence_annotation_index`), and the original `annotations` are kept for evaluators.
+    """
+
+    @configurable
+    def __init__(self, is_train: bool, *, augmentations: List[T.Augmentation], image_format: str,
+                 num_negative_texts: int = 20, rng: Optional[random.Random] = None):
+        """
+        Args:
+            is_train: training (targets, random texts and negatives) or evaluation mapping.
+            augmentations: applied in order to the image and its masks (detectron2 transforms).
+            image_format: detectron2 image format, e.g. "RGB" or "BGR".
+            num_negative_texts: negative texts sampled into each training image's vocabulary.
+            rng: source of randomness for texts; default the `random` module, which detectron2
+                reseeds in each data-loader worker.
+        """
+        self.is_train = is_train
+        self.augmentations = T.AugmentationList(augmentations)
+        self.image_format = image_format
+        self.num_negative_texts = num_negative_texts
+        self.rng = rng if rng is not None else random
+        logger.info("UnifiedDatasetMapper(%s) augmentations: %s", "train" if is_train else "eval", augmentations)
+
+    @classmethod
+    def from_config(cls, cfg, is_train: bool = True):
+        return {
+            "is_train": is_train,
+            "augmentations": build_augmentations(cfg, is_train),
+            "image_format": cfg.INPUT.FORMAT,
+            "num_negative_texts": cfg.INPUT.NUM_NEGATIVE_TEXTS,
+        }
+
+    def __call__(self, dataset_dict: dict) -> dict:
+        dataset_dict = copy.deepcopy(dataset_dict)  # the caller's dict is reused across epochs
+        name = dataset_dict.get("dataset_name")
+        if name is None:
+            raise KeyError(f"{dataset_dict.get('file_name')}: dataset dict has no 'dataset_name' "
+                           "(load it through mqformer_d2.data.load_tagged_dataset_dicts)")
+        metadata = MetadataCatalog.get(name)
+        image = utils.read_image(dataset_dict["file_name"], format=self.image_format)
+        utils.check_image_size(dataset_dict, image)
+        sem_seg = self._read_sem_seg(dataset_dict)
+        aug_input = T.AugInput(image, sem_seg=sem_seg)
+        transforms = self.augmentations(aug_input)
+        dataset_dict["image"] = torch.as_tensor(np.ascontiguousarray(aug_input.image.transpose(2, 0, 1)))
+        dataset_dict["task"] = metadata.task
+        if not self.is_train:
+            return self._add_eval_vocabulary(dataset_dict, metadata)
+        self._add_training_targets(dataset_dict, metadata, transforms, aug_input)
+        return dataset_dict
+
+    def _read_sem_seg(self, dataset_dict: dict) -> Optional[np.ndarray]:
+        """The semantic label map, needed only to build training targets of semantic datasets."""
+        if not self.is_train or "annotations" in dataset_dict or "sem_seg_file_name" not in dataset_dict:
+            return None
+        # float64: detectron2 resizes non-uint8 maps with nearest interpolation (exact for labels
+        # up to 2**53) and cannot resize int64; also holds 16-bit maps (e.g. Pascal Context 459).
+        return utils.read_image(dataset_dict.pop("sem_seg_file_name")).astype(np.float64)
+
+    def _add_training_targets(self, dataset_dict, metadata, transforms, aug_input):
+        image_size = aug_input.image.shape[:2]
+        original_size = (dataset_dict["height"], dataset_dict["width"])
+        prompts = list(metadata.get("text_prompts", []))
+        if aug_input.sem_seg is not None:
+            labels = aug_input.sem_seg.astype(np.int64)
+            targets = semantic_targets(labels, prompts, metadata.get("ignore_label", 255))
+        else:
+            targets = []
+            flipped = count_horizontal_flips(transforms) % 2 == 1
+            for annotation in dataset_dict.pop("annotations", []):
+                if annotation.get("iscrowd", 0):
+                    continue
+                text = choose_text(annotation, prompts, self.rng, dataset_dict["dataset_name"])
+                if flipped and annotation.get("texts"):
+                    text = mirror_sentence(text)
+                target = annotation_to_target(annotation, text, transforms, original_size, image_size)
+                if target is not None:
+                    targets.append(target)
+        vocabulary = build_vocabulary([t.text for t in targets], prompts, self.num_negative_texts, self.rng)
+        dataset_dict["vocabulary"] = vocabulary
+        dataset_dict["instances"] = targets_to_instances(targets, vocabulary, image_size)
+
+    @staticmethod
+    def _add_eval_vocabulary(dataset_dict, metadata):
+        if metadata.task != "referring":
+            dataset_dict["vocabulary"] = list(metadata.text_prompts)
+            return dataset_dict
+        sentences, owners = [], []
+        for index, annotation in enumerate(dataset_dict.get("annotations", [])):
+            for sentence in annotation.get("texts", []):
+                sentences.append(sentence)
+                owners.append(index)
+        dataset_dict["vocabulary"] = sentences
+        dataset_dict["sentence_annotation_index"] = owners
+        return dataset_dict
