@@ -1,0 +1,70 @@
+"""COCO-format json (instances / detection) -> unified records, from one parse of the json.
+
+Used where the json's own category list is the vocabulary (SeginW, Objects365) or where
+detectron2's ``load_coco_json`` cannot read the json (LVIS has no image file names). Category ids
+become contiguous indices into the sorted category list, so they index ``text_prompts``.
+"""
+import os
+from collections import defaultdict
+from typing import Callable, Dict, List, Optional
+
+from detectron2.structures import BoxMode
+
+
+def contiguous_ids(categories: List[dict]) -> Dict[int, int]:
+    """Dataset category id -> index in the id-sorted category list."""
+    return {c["id"]: i for i, c in enumerate(sorted(categories, key=lambda c: c["id"]))}
+
+
+def _valid_polygons(segmentation) -> Optional[list]:
+    """Polygons with at least 3 points, an RLE dict unchanged, None when nothing is left."""
+    if isinstance(segmentation, dict):
+        return segmentation
+    polygons = [p for p in segmentation or [] if len(p) % 2 == 0 and len(p) >= 6]
+    return polygons or None
+
+
+def coco_annotation(ann: dict, id_map: Dict[int, int], with_masks: bool = True) -> dict:
+    """One unified annotation from a COCO annotation dict."""
+    out = {
+        "bbox": [float(v) for v in ann["bbox"]],
+        "bbox_mode": BoxMode.XYWH_ABS,
+        "category_id": id_map[ann["category_id"]],
+        "has_box": True,
+        "iscrowd": int(ann.get("iscrowd", 0)),
+    }
+    segmentation = _valid_polygons(ann.get("segmentation")) if with_masks else None
+    if segmentation is not None:
+        out["segmentation"] = segmentation
+    return out
+
+
+def coco_records(
+    info: dict,
+    image_root: str,
+    id_map: Optional[Dict[int, int]] = None,
+    file_name_fn: Optional[Callable[[str, dict], str]] = None,
+    with_masks: bool = True,
+) -> List[dict]:
+    """Unified records (one per image, sorted by image id) of a parsed COCO-format json.
+
+    ``id_map`` defaults to :func:`contiguous_ids` of the json's categories; ``file_name_fn(root,
+    image)`` gives an image's path (default ``root/image["file_name"]``); ``with_masks=False``
+    drops segmentations (detection data)."""
+    id_map = id_map if id_map is not None else contiguous_ids(info["categories"])
+    file_name_fn = file_name_fn or (lambda root, image: os.path.join(root, image["file_name"]))
+    per_image = defaultdict(list)
+    for ann in info["annotations"]:
+        per_image[ann["image_id"]].append(coco_annotation(ann, id_map, with_masks))
+    records = []
+    for image in sorted(info["images"], key=lambda x: x["id"]):
+        records.append(
+            {
+                "file_name": file_name_fn(image_root, image),
+                "height": image["height"],
+                "width": image["width"],
+                "image_id": image["id"],
+                "annotations": per_image[image["id"]],
+            }
+        )
+    return records
