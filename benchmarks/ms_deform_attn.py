@@ -2,7 +2,8 @@
 
 Problem: the pixel decoder's self-attention on a square image of side 512 or 1024 (levels at strides
 8, 16, 32, 64, so L=4), M=8 heads, D=32 channels per head, P=4 points, every token a query.
-Reported per implementation: forward and forward+backward time (median of repeats), peak memory, and
+Implementations: the PyTorch reference, and the compiled `mqformer_d2._C` op when built (its CUDA
+kernels on a GPU, its CPU loops on the CPU). Reported per implementation: forward and forward+backward time (median of repeats), peak memory, and
 ratios to the PyTorch reference; on a GPU also the achieved bandwidth against the bytes the forward
 must move at least (value, locations and weights read once, output written once).
 
@@ -72,8 +73,7 @@ def measure(implementation, image_side, batch, device, dtype, repeats):
     torch.manual_seed(0)
     inputs = make_inputs(image_side, batch, device, dtype)
     value, shapes, start, locations, weights = inputs
-    msda.FORCE_PYTORCH_IMPLEMENTATION = implementation == "pytorch"
-    op = msda.multi_scale_deformable_attention
+    op = msda.ms_deform_attn_pytorch if implementation == "pytorch" else msda.ms_deform_attn_compiled
 
     def forward():
         with torch.no_grad():
@@ -118,11 +118,9 @@ def measure_isolated(threads, **args):
     return result
 
 
-def implementations(device):
-    names = ["pytorch"]
-    if device == "cuda" and msda.extension_available():
-        names.append("cuda_kernel")
-    return names
+def implementations():
+    """The PyTorch reference, and the compiled op (CUDA kernels or CPU loops) when it is built."""
+    return ["pytorch", "compiled"] if msda.extension_available() else ["pytorch"]
 
 
 def report(results):
@@ -163,7 +161,7 @@ def main():
         dtypes = args.dtypes if device == "cuda" else ["float32"]
         for side in args.sizes:
             for dtype_name in dtypes:
-                for implementation in implementations(device):
+                for implementation in implementations():
                     spec = dict(implementation=implementation, image_side=side, batch=args.batch,
                                 device=device, dtype=getattr(torch, dtype_name), repeats=args.repeats)
                     logger.info("measuring %s", {k: str(v) for k, v in spec.items()})

@@ -1,5 +1,6 @@
-"""Multi-scale deformable attention: the PyTorch reference, the module, dispatch, and (on a GPU)
-the compiled CUDA kernels against the reference."""
+"""Multi-scale deformable attention: the PyTorch reference, the module, dispatch, and the compiled
+op against the reference: its CPU loops wherever it is built (CI builds it with FORCE_CUDA=1), and
+its CUDA kernels, which run the same per-element code, on a GPU."""
 import logging
 
 import pytest
@@ -9,14 +10,17 @@ from mqformer_d2.layers import ms_deform_attn as msda
 from mqformer_d2.layers import (
     MSDeformAttn,
     extension_available,
+    ms_deform_attn_compiled,
     ms_deform_attn_pytorch,
     multi_scale_deformable_attention,
 )
 
+requires_extension = pytest.mark.skipif(not extension_available(), reason="mqformer_d2._C was not built")
 requires_cuda_kernel = pytest.mark.skipif(
     not (torch.cuda.is_available() and extension_available()),
     reason="needs a CUDA GPU and the compiled mqformer_d2._C",
 )
+DEVICES = ["cpu", pytest.param("cuda", marks=[requires_cuda_kernel, pytest.mark.cuda])]
 
 
 def slow_deformable_attention(value, spatial_shapes, sampling_locations, attention_weights):
@@ -139,12 +143,28 @@ def test_force_flag_selects_reference(monkeypatch):
     assert msda._use_extension(_FakeCudaTensor()) is False
 
 
-@pytest.mark.skipif(not extension_available(), reason="mqformer_d2._C was not built")
-def test_built_extension_rejects_cpu_tensors_clearly():
-    """Runs wherever the extension was compiled (CI builds it with FORCE_CUDA=1, no GPU needed)."""
+@requires_extension
+def test_compiled_op_rejects_bad_inputs_clearly():
     value, spatial_shapes, start_index, locations, weights = random_problem([(3, 3)])
-    with pytest.raises(RuntimeError, match="value must be a CUDA tensor"):
-        msda._C.ms_deform_attn_forward(value, spatial_shapes, start_index, locations, weights, 64)
+    with pytest.raises(RuntimeError, match="sampling_locations must be Float"):
+        msda._C.ms_deform_attn_forward(value, spatial_shapes, start_index, locations.double(), weights, 64)
+    with pytest.raises(RuntimeError, match="attention_weights .* must match"):
+        msda._C.ms_deform_attn_forward(value, spatial_shapes, start_index, locations, weights[..., :1].contiguous(), 64)
+
+
+@requires_extension
+def test_compiled_cpu_gradcheck_float64():
+    """The compiled gradient formulas (shared by the CUDA kernels) against finite differences."""
+    value, spatial_shapes, start_index, locations, weights = random_problem(
+        [(4, 5), (2, 3)], n=1, queries=3, heads=2, dim=3, points=2, spread=(-0.1, 1.1),
+        dtype=torch.float64,
+    )
+    inputs = [t.requires_grad_() for t in (value, locations, weights)]
+
+    def op(v, loc, w):
+        return ms_deform_attn_compiled(v, spatial_shapes, start_index, loc, w)
+
+    assert torch.autograd.gradcheck(op, inputs, eps=1e-6, atol=1e-5)
 
 
 def _module_inputs(reference_dim, n=2, queries=5, d_model=16, seed=0):
@@ -220,9 +240,9 @@ def test_module_rejects_bad_arguments():
         module(query, reference[..., :1], features, shapes, start_index)
 
 
-# --- CUDA kernel parity (skipped without a GPU) -------------------------------------------------
+# --- compiled op against the reference: CPU loops (when built) and CUDA kernels (on a GPU) ---------
 
-CUDA_TOLERANCES = {
+TOLERANCES = {
     torch.float64: dict(atol=1e-10, rtol=1e-10),
     torch.float32: dict(atol=1e-5, rtol=1e-4),
     torch.float16: dict(atol=3e-3, rtol=3e-3),
@@ -238,37 +258,46 @@ def _forward_backward(op, inputs, grad_output):
     return [output] + [leaf.grad for leaf in leaves]
 
 
-@requires_cuda_kernel
-@pytest.mark.cuda
-@pytest.mark.parametrize("dtype", list(CUDA_TOLERANCES))
+@requires_extension
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", list(TOLERANCES))
 @pytest.mark.parametrize("n", [1, 3, 65])  # 65: not a multiple of im2col_step=64
-def test_cuda_kernel_matches_reference(dtype, n):
-    """Kernel in `dtype` against the float64 reference on the same inputs."""
-    inputs = random_problem([(12, 17), (6, 9), (3, 5), (2, 3)], n=n, queries=11, heads=4, dim=8,
-                            points=3, spread=(-0.2, 1.2), dtype=torch.float64, device="cuda")
+def test_compiled_op_matches_reference(device, dtype, n):
+    """The compiled op in `dtype` against the float64 reference on the same inputs."""
+    queries = 11 if n < 65 else 3
+    inputs = random_problem([(12, 17), (6, 9), (3, 5), (2, 3)], n=n, queries=queries, heads=4, dim=8,
+                            points=3, spread=(-0.2, 1.2), dtype=torch.float64, device=device)
     value, shapes, start, locations, weights = inputs
-    grad_output = torch.randn(n, 11, 4 * 8, device="cuda", dtype=torch.float64)
+    grad_output = torch.randn(n, queries, 4 * 8, device=device, dtype=torch.float64)
     expected = _forward_backward(ms_deform_attn_pytorch, inputs, grad_output)
     cast = [value.to(dtype), shapes, start, locations, weights.to(dtype)]
-    actual = _forward_backward(multi_scale_deformable_attention, cast, grad_output.to(dtype))
+    actual = _forward_backward(ms_deform_attn_compiled, cast, grad_output.to(dtype))
     names = ["output", "grad_value", "grad_locations", "grad_weights"]
     for name, got, want in zip(names, actual, expected):
         # Compare relative to each tensor's largest entry: location gradients scale with the
         # level size (d/dx = W * ...), values with their random range.
         scale = want.abs().max().clamp_min(1.0)
-        torch.testing.assert_close(got.double() / scale, want / scale, **CUDA_TOLERANCES[dtype], msg=name)
+        torch.testing.assert_close(got.double() / scale, want / scale, **TOLERANCES[dtype], msg=name)
+
+
+@requires_extension
+@pytest.mark.parametrize("device", DEVICES)
+def test_compiled_op_empty_query_set(device):
+    value, shapes, start, locations, weights = random_problem([(4, 4)], queries=0, device=device)
+    value.requires_grad_()
+    output = ms_deform_attn_compiled(value, shapes, start, locations, weights)
+    assert output.shape == (2, 0, 3 * 5)
+    output.sum().backward()
+    assert torch.count_nonzero(value.grad) == 0
 
 
 @requires_cuda_kernel
 @pytest.mark.cuda
-def test_cuda_kernel_empty_query_set():
-    inputs = random_problem([(4, 4)], queries=0, device="cuda")
-    value, shapes, start, locations, weights = inputs
-    value.requires_grad_()
-    output = multi_scale_deformable_attention(value, shapes, start, locations, weights)
-    assert output.shape == (2, 0, 3 * 5)
-    output.sum().backward()
-    assert torch.count_nonzero(value.grad) == 0
+def test_cuda_dispatch_uses_the_kernel_and_matches():
+    inputs = random_problem([(6, 7), (3, 4)], device="cuda")
+    assert msda._use_extension(inputs[0])
+    torch.testing.assert_close(multi_scale_deformable_attention(*inputs), ms_deform_attn_pytorch(*inputs),
+                               atol=1e-5, rtol=1e-4)
 
 
 @requires_cuda_kernel

@@ -2,6 +2,7 @@
 from .ms_deform_attn import (
     MSDeformAttn,
     extension_available,
+    ms_deform_attn_compiled,
     ms_deform_attn_pytorch,
     multi_scale_deformable_attention,
 )
@@ -9,6 +10,7 @@ from .ms_deform_attn import (
 __all__ = [
     "MSDeformAttn",
     "extension_available",
+    "ms_deform_attn_compiled",
     "ms_deform_attn_pytorch",
     "multi_scale_deformable_attention",
 ]

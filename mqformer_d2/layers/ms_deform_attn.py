@@ -6,7 +6,8 @@ with attention weights predicted from the query.
 
 Paths:
 - `ms_deform_attn_pytorch`: the reference, built on `F.grid_sample`; runs anywhere.
-- the compiled `mqformer_d2._C` kernels (CUDA tensors only; float64/32/16 and bfloat16).
+- `ms_deform_attn_compiled`: the compiled `mqformer_d2._C` op (float64/32/16 and bfloat16): CUDA
+  kernels, and CPU loops over the same per-element code (used to test that code on any machine).
 `multi_scale_deformable_attention` picks between them; see its docstring for the rules.
 """
 import logging
@@ -88,8 +89,8 @@ def ms_deform_attn_pytorch(
     return output.view(n, heads * dim, num_queries).transpose(1, 2).contiguous()
 
 
-class _MSDeformAttnCUDA(torch.autograd.Function):
-    """Autograd wrapper of the compiled kernels. Inputs are already in the kernel's dtypes."""
+class _MSDeformAttnCompiled(torch.autograd.Function):
+    """Autograd wrapper of the compiled op. Inputs are already in the dtypes it takes."""
 
     @staticmethod
     def forward(ctx, value, spatial_shapes, level_start_index, sampling_locations,
@@ -129,6 +130,34 @@ def _use_extension(value: torch.Tensor) -> bool:
     return True
 
 
+def ms_deform_attn_compiled(
+    value: torch.Tensor,
+    spatial_shapes: torch.Tensor,
+    level_start_index: torch.Tensor,
+    sampling_locations: torch.Tensor,
+    attention_weights: torch.Tensor,
+    im2col_step: int = 64,
+) -> torch.Tensor:
+    """The compiled op on the inputs' device (CUDA or CPU); shapes as in `ms_deform_attn_pytorch`.
+
+    Brings the inputs to the types the op takes, which also makes it safe under autocast: `value`
+    keeps its dtype (float64/32/16, bfloat16), the attention weights follow it, and the sampling
+    locations are kept in float32 (float64 for float64 values), since a half-precision location is
+    off by a quarter pixel on a 256-pixel-wide level.
+    """
+    if _C is None:
+        raise RuntimeError(f"mqformer_d2._C is not built ({_C_IMPORT_ERROR}); see the README's GPU section")
+    location_dtype = torch.float64 if value.dtype == torch.float64 else torch.float32
+    return _MSDeformAttnCompiled.apply(
+        value.contiguous(),
+        spatial_shapes.to(torch.int64).contiguous(),
+        level_start_index.to(torch.int64).contiguous(),
+        sampling_locations.to(location_dtype).contiguous(),
+        attention_weights.to(value.dtype).contiguous(),
+        im2col_step,
+    )
+
+
 def multi_scale_deformable_attention(
     value: torch.Tensor,
     spatial_shapes: torch.Tensor,
@@ -139,25 +168,16 @@ def multi_scale_deformable_attention(
 ) -> torch.Tensor:
     """Multi-scale deformable attention; shapes as in `ms_deform_attn_pytorch`.
 
-    Uses the compiled kernel when `value` is a CUDA tensor and `mqformer_d2._C` is built (unless
-    `FORCE_PYTORCH_IMPLEMENTATION` is set), the PyTorch reference otherwise. For the kernel, the
-    inputs are brought to the types it supports, which also makes it safe under autocast: `value`
-    keeps its dtype (float64/32/16, bfloat16), the attention weights follow it, and the sampling
-    locations are kept in float32 (float64 for float64 values), since a half-precision location is
-    off by a quarter pixel on a 256-pixel-wide level.
+    Uses the compiled CUDA kernels when `value` is a CUDA tensor and `mqformer_d2._C` is built
+    (unless `FORCE_PYTORCH_IMPLEMENTATION` is set), the PyTorch reference otherwise (on CPU it is
+    vectorised and faster than the compiled CPU loops; see docs/benchmarks.md).
     """
     if not _use_extension(value):
         return ms_deform_attn_pytorch(
             value, spatial_shapes, level_start_index, sampling_locations, attention_weights
         )
-    location_dtype = torch.float64 if value.dtype == torch.float64 else torch.float32
-    return _MSDeformAttnCUDA.apply(
-        value.contiguous(),
-        spatial_shapes.to(torch.int64).contiguous(),
-        level_start_index.to(torch.int64).contiguous(),
-        sampling_locations.to(location_dtype).contiguous(),
-        attention_weights.to(value.dtype).contiguous(),
-        im2col_step,
+    return ms_deform_attn_compiled(
+        value, spatial_shapes, level_start_index, sampling_locations, attention_weights, im2col_step
     )
 
 
