@@ -92,6 +92,8 @@ setup(
     version=read_version(),
     description="MQ-Former (Mixed-Query Transformer) segmentation as a Detectron2 plugin",
     packages=find_packages(exclude=("tests", "tests.*", "configs", "datasets", "benchmarks")),
+    # The tiny open_clip text-tower config used by the CPU configs and the tests.
+    package_data={"mqformer_d2.modeling.text_encoder": ["model_configs/*.json"]},
     python_requires=">=3.9",
     # Dependencies are installed (pinned) by scripts/setup_env.sh; see requirements/.
     install_requires=[],

@@ -3,6 +3,7 @@
 Data flow: image -> backbone -> pixel decoder -> mixed-query decoder -> heads -> losses / post-process.
 Importing this package registers its components into Detectron2's registries.
 """
-from . import layers
+from . import layers, modeling
+from .config import add_mqformer_config
 
 __version__ = "0.1.0"

@@ -1,0 +1,141 @@
+"""Config keys of MQ-Former, under `cfg.MODEL.MQFORMER`, one small node per component.
+
+Every key here is read by exactly the code that builds the component it configures (the
+`from_config` of the meta-architecture or the `build_*` function of a registry);
+tests/test_config_keys.py fails when a key is no longer read anywhere. Defaults follow the paper
+(100 learnable + 300 conditional queries, Mask DINO hyper-parameters with a ResNet-50).
+"""
+from detectron2.config import CfgNode as CN
+
+from .data.config import add_data_config
+
+
+def add_mqformer_config(cfg: CN) -> CN:
+    """Add the `MODEL.MQFORMER` node and the data keys (INPUT / DATASETS, see data/config.py) to
+    `cfg` in place; return it."""
+    add_data_config(cfg)
+    cfg.MODEL.MQFORMER = CN()
+    mq = cfg.MODEL.MQFORMER
+    # Width of the pixel-decoder memory, the mask features, the decoder queries and the projected
+    # text embeddings (they meet in dot products, so they share one width).
+    mq.HIDDEN_DIM = 256
+    # Padded batch sizes are multiples of this (the coarsest encoder level has stride 64).
+    mq.SIZE_DIVISIBILITY = 64
+
+    _add_swin_config(mq)
+    _add_text_encoder_config(mq)
+    _add_pixel_decoder_config(mq)
+    _add_decoder_config(mq)
+    _add_denoising_config(mq)
+    _add_loss_config(mq)
+    _add_test_config(mq)
+    return cfg
+
+
+def _add_swin_config(mq: CN) -> None:
+    mq.SWIN = CN()
+    # timm model name of the Swin variant (tiny / base / large); built without downloading weights,
+    # which come from MODEL.WEIGHTS.
+    mq.SWIN.MODEL_NAME = "swin_tiny_patch4_window7_224"
+    # Stochastic depth rate of the Swin blocks (Mask DINO: 0.3 for Swin-L).
+    mq.SWIN.DROP_PATH_RATE = 0.3
+    # Which of res2..res5 the backbone returns.
+    mq.SWIN.OUT_FEATURES = ["res2", "res3", "res4", "res5"]
+
+
+def _add_text_encoder_config(mq: CN) -> None:
+    mq.TEXT_ENCODER = CN()
+    # Name in TEXT_ENCODER_REGISTRY.
+    mq.TEXT_ENCODER.NAME = "OpenCLIPTextEncoder"
+    # open_clip model config name (e.g. "ViT-B-32", or the tiny "mqformer-tiny-text").
+    mq.TEXT_ENCODER.MODEL_NAME = "ViT-B-32"
+    # open_clip pretrained tag (downloads) or a local weights file; "" = random initialisation.
+    mq.TEXT_ENCODER.PRETRAINED = ""
+    # Keep the CLIP text tower frozen (only the projection to HIDDEN_DIM trains).
+    mq.TEXT_ENCODER.FREEZE = True
+    # Prompt templates ("a photo of a {}.") averaged for class-name vocabularies at inference;
+    # empty = encode the names as they are. Referring sentences are never templated.
+    mq.TEXT_ENCODER.PROMPT_TEMPLATES = []
+
+
+def _add_pixel_decoder_config(mq: CN) -> None:
+    mq.PIXEL_DECODER = CN()
+    # Name in PIXEL_DECODER_REGISTRY.
+    mq.PIXEL_DECODER.NAME = "MSDeformAttnPixelDecoder"
+    # Backbone features fed to the deformable encoder (finest first).
+    mq.PIXEL_DECODER.IN_FEATURES = ["res3", "res4", "res5"]
+    # Extra coarser levels made by stride-2 convolutions on the coarsest input (1 = stride 64).
+    mq.PIXEL_DECODER.NUM_EXTRA_LEVELS = 1
+    # Backbone feature fused into the stride-4 mask feature map.
+    mq.PIXEL_DECODER.MASK_IN_FEATURE = "res2"
+    # Deformable encoder depth, heads, sampling points, FFN width and dropout.
+    mq.PIXEL_DECODER.NUM_LAYERS = 6
+    mq.PIXEL_DECODER.NUM_HEADS = 8
+    mq.PIXEL_DECODER.NUM_POINTS = 4
+    mq.PIXEL_DECODER.DIM_FEEDFORWARD = 2048
+    mq.PIXEL_DECODER.DROPOUT = 0.0
+
+
+def _add_decoder_config(mq: CN) -> None:
+    mq.DECODER = CN()
+    # Name in DECODER_REGISTRY.
+    mq.DECODER.NAME = "MixedQueryDecoder"
+    # Learnable queries (content + anchor box learned from scratch); 0 = conditional-only.
+    mq.DECODER.NUM_LEARNABLE_QUERIES = 100
+    # Conditional queries selected top-K from the encoder proposals; 0 = learnable-only.
+    mq.DECODER.NUM_CONDITIONAL_QUERIES = 300
+    # Decoder depth, heads, deformable sampling points, FFN width and dropout.
+    mq.DECODER.NUM_LAYERS = 9
+    mq.DECODER.NUM_HEADS = 8
+    mq.DECODER.NUM_POINTS = 4
+    mq.DECODER.DIM_FEEDFORWARD = 2048
+    mq.DECODER.DROPOUT = 0.0
+    # Anchor boxes of conditional queries from the masks their proposals predict (Mask DINO's
+    # mask-enhanced anchor initialisation) instead of from the proposal box head.
+    mq.DECODER.MASK_ENHANCED_ANCHORS = True
+    # Also predict (and supervise) from the queries before the first decoder layer.
+    mq.DECODER.INITIAL_PREDICTION = True
+
+
+def _add_denoising_config(mq: CN) -> None:
+    mq.DENOISING = CN()
+    # Train with denoising queries (noised ground-truth boxes and texts), as in Mask DINO.
+    mq.DENOISING.ENABLED = True
+    # Total denoising queries per image (split into groups of the image's target count).
+    mq.DENOISING.NUM_QUERIES = 100
+    # Fraction of denoising queries whose text label is replaced by another of the vocabulary.
+    mq.DENOISING.LABEL_NOISE_RATIO = 0.2
+    # Box noise: shifts and scales up to this fraction of the box size.
+    mq.DENOISING.BOX_NOISE_SCALE = 0.4
+
+
+def _add_loss_config(mq: CN) -> None:
+    mq.LOSS = CN()
+    # Loss weights, also used as the Hungarian matching cost weights (as in Mask DINO).
+    mq.LOSS.CLASS_WEIGHT = 4.0
+    mq.LOSS.BOX_L1_WEIGHT = 5.0
+    mq.LOSS.GIOU_WEIGHT = 2.0
+    mq.LOSS.MASK_WEIGHT = 5.0
+    mq.LOSS.DICE_WEIGHT = 5.0
+    # Sigmoid focal loss parameters of the text-similarity class loss.
+    mq.LOSS.FOCAL_ALPHA = 0.25
+    mq.LOSS.FOCAL_GAMMA = 2.0
+    # Points sampled per mask for the mask losses (importance sampling, bounded memory).
+    mq.LOSS.NUM_POINTS = 12544
+    mq.LOSS.OVERSAMPLE_RATIO = 3.0
+    mq.LOSS.IMPORTANCE_SAMPLE_RATIO = 0.75
+
+
+def _add_test_config(mq: CN) -> None:
+    mq.TEST = CN()
+    # Outputs when an input dict has no "task": one of instance, detection, semantic, panoptic,
+    # referring, foreground, or "all" (instances + sem_seg + panoptic_seg + referring).
+    mq.TEST.TASK = "all"
+    # Default test vocabulary; empty = the `text_prompts` of DATASETS.TEST[0]'s metadata.
+    mq.TEST.VOCABULARY = []
+    # Instances scoring at most this are dropped (keeps at most TEST.DETECTIONS_PER_IMAGE).
+    mq.TEST.INSTANCE_SCORE_THRESHOLD = 0.0
+    # Panoptic: queries scoring at most this are ignored; a segment keeps only if this fraction
+    # of its mask survives the overlap resolution.
+    mq.TEST.OBJECT_MASK_THRESHOLD = 0.25
+    mq.TEST.OVERLAP_THRESHOLD = 0.8

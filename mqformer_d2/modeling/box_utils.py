@@ -1,0 +1,52 @@
+"""Box helpers shared by the decoder and the post-processing.
+
+Boxes inside the model are (cx, cy, w, h) normalised by the *unpadded* image size (the DETR
+convention); the decoder keeps its anchors unsigmoided ("logits") so that refinements add up.
+"""
+import torch
+from torch import Tensor
+from torchvision.ops import box_convert
+
+
+def inverse_sigmoid(x: Tensor, eps: float = 1e-5) -> Tensor:
+    """logit(x), with x clamped into [eps, 1 - eps] so that 0 and 1 map to finite values."""
+    x = x.clamp(min=eps, max=1 - eps)
+    return torch.log(x / (1 - x))
+
+
+def cxcywh_to_xyxy(boxes: Tensor) -> Tensor:
+    """(..., 4) (cx, cy, w, h) -> (..., 4) (x0, y0, x1, y1)."""
+    return box_convert(boxes, "cxcywh", "xyxy")
+
+
+def xyxy_to_cxcywh(boxes: Tensor) -> Tensor:
+    """(..., 4) (x0, y0, x1, y1) -> (..., 4) (cx, cy, w, h)."""
+    return box_convert(boxes, "xyxy", "cxcywh")
+
+
+def masks_to_normalized_boxes(mask_logits: Tensor) -> tuple:
+    """Tight boxes around the positive pixels (logit > 0) of masks.
+
+    Args:
+        mask_logits: (..., H, W) mask logits.
+
+    Returns:
+        boxes: (..., 4) xyxy normalised by (W, H), pixel edges included (a one-pixel mask at
+            (0, 0) gives (0, 0, 1/W, 1/H)).
+        non_empty: (...,) bool, False where the mask has no positive pixel (its box is zeros).
+    """
+    height, width = mask_logits.shape[-2:]
+    positive = mask_logits > 0
+    rows = positive.any(-1)  # (..., H)
+    cols = positive.any(-2)  # (..., W)
+    non_empty = rows.any(-1)
+    y_index = torch.arange(height, device=mask_logits.device)
+    x_index = torch.arange(width, device=mask_logits.device)
+    # Non-occupied rows/columns are pushed beyond the image so that min/max ignore them.
+    y0 = torch.where(rows, y_index, height).amin(-1)
+    y1 = torch.where(rows, y_index, -1).amax(-1) + 1
+    x0 = torch.where(cols, x_index, width).amin(-1)
+    x1 = torch.where(cols, x_index, -1).amax(-1) + 1
+    boxes = torch.stack([x0 / width, y0 / height, x1 / width, y1 / height], -1).to(mask_logits.dtype)
+    boxes = torch.where(non_empty[..., None], boxes, torch.zeros_like(boxes))
+    return boxes, non_empty

@@ -1,0 +1,127 @@
+"""Two-stage selection of the conditional queries from the encoder's dense proposals.
+
+Every encoder token proposes an object: a class score against the texts, a box (the shared box
+head's delta on an anchor centred at the token), and, for the selected ones, a mask. The top-K
+tokens by their best score over the image's own texts become the conditional queries.
+"""
+import math
+from dataclasses import dataclass
+from typing import Dict
+
+import torch
+from torch import Tensor, nn
+
+from ..box_utils import inverse_sigmoid, masks_to_normalized_boxes, xyxy_to_cxcywh
+from ..pixel_decoder import PixelDecoderOutput
+from .prediction_heads import PredictionHeads
+
+# Anchor side of a token on level l: base * 2^l (image fraction), as in Deformable DETR.
+_ANCHOR_BASE_SIZE = 0.05
+# Anchors whose box pokes beyond [margin, 1 - margin] are not proposed.
+_ANCHOR_MARGIN = 0.01
+
+
+@dataclass
+class ConditionalQueries:
+    """The selected proposals. K = number of conditional queries.
+
+    content: (B, K, C) detached token features (the decoder's initial content).
+    anchors: (B, K, 4) detached unsigmoided anchor boxes (mask-enhanced when enabled).
+    proposals: predictions of the selected tokens for the two-stage loss, with gradients:
+        pred_logits (B, K, T), pred_boxes (B, K, 4), pred_masks (B, K, Hm, Wm).
+    """
+
+    content: Tensor
+    anchors: Tensor
+    proposals: Dict[str, Tensor]
+
+
+def token_anchors(spatial_shapes: Tensor, valid_ratios: Tensor, padding_mask: Tensor):
+    """One anchor box per encoder token.
+
+    Args:
+        spatial_shapes: (L, 2) int64; valid_ratios: (B, L, 2) (w, h); padding_mask: (B, S) bool.
+
+    Returns:
+        anchors: (B, S, 4) unsigmoided (cx, cy, w, h) relative to the unpadded image;
+        usable: (B, S) bool, False for padded tokens and anchors too close to the border.
+    """
+    anchors = []
+    for level, (height, width) in enumerate(spatial_shapes.tolist()):
+        ys, xs = torch.meshgrid(
+            torch.arange(height, dtype=valid_ratios.dtype, device=valid_ratios.device) + 0.5,
+            torch.arange(width, dtype=valid_ratios.dtype, device=valid_ratios.device) + 0.5,
+            indexing="ij",
+        )
+        cx = xs.reshape(1, -1) / (valid_ratios[:, None, level, 0] * width)
+        cy = ys.reshape(1, -1) / (valid_ratios[:, None, level, 1] * height)
+        side = torch.full_like(cx, _ANCHOR_BASE_SIZE * 2.0**level)
+        anchors.append(torch.stack([cx, cy, side, side], -1))
+    anchors = torch.cat(anchors, 1)
+    usable = ((anchors > _ANCHOR_MARGIN) & (anchors < 1 - _ANCHOR_MARGIN)).all(-1) & ~padding_mask
+    return inverse_sigmoid(anchors), usable
+
+
+class ConditionalQuerySelector(nn.Module):
+    """Scores encoder tokens against the texts and turns the top-K into conditional queries.
+
+    Args:
+        dim: token width C. num_queries: K.
+        mask_enhanced_anchors: initialise anchors from the boxes of the selected proposals' masks
+            (Mask DINO), falling back to the proposal box where a mask is empty.
+    """
+
+    def __init__(self, *, dim: int, num_queries: int, mask_enhanced_anchors: bool):
+        super().__init__()
+        self.num_queries = num_queries
+        self.mask_enhanced_anchors = mask_enhanced_anchors
+        # Maps encoder tokens into the query space before scoring (Deformable DETR's enc_output).
+        self.token_projection = nn.Linear(dim, dim)
+        self.token_norm = nn.LayerNorm(dim)
+
+    def forward(self, pixel: PixelDecoderOutput, heads: PredictionHeads, text_embeddings: Tensor,
+                text_valid: Tensor) -> ConditionalQueries:
+        """text_embeddings (T, C); text_valid (B, T) bool -> the K selected proposals."""
+        anchors, usable = token_anchors(pixel.spatial_shapes, pixel.valid_ratios, pixel.padding_mask)
+        tokens = self.token_norm(self.token_projection(pixel.memory.masked_fill(~usable[..., None], 0.0)))
+        normed = heads.norm(tokens)
+        # (B, S): a token's score is its best logit over the image's own texts.
+        logits = heads.classifier(normed, text_embeddings)
+        scores = logits.masked_fill(~text_valid[:, None, :], -math.inf).amax(-1)
+        scores = scores.masked_fill(~usable, -math.inf)
+        index = self._top_k(scores)
+        selected_tokens = _gather(tokens, index)
+        boxes = _gather(heads.box_delta(normed), index) + _gather(anchors, index)
+        pred_logits, pred_masks, _ = heads.forward_prediction_heads(
+            selected_tokens, pixel.mask_features, text_embeddings
+        )
+        proposals = {"pred_logits": pred_logits, "pred_boxes": boxes.sigmoid(), "pred_masks": pred_masks}
+        anchors = boxes.detach()
+        if self.mask_enhanced_anchors:
+            anchors = self._anchors_from_masks(pred_masks.detach(), anchors, pixel.mask_valid_ratio)
+        return ConditionalQueries(content=selected_tokens.detach(), anchors=anchors, proposals=proposals)
+
+    def _top_k(self, scores: Tensor) -> Tensor:
+        """(B, S) -> (B, K) indices; with fewer than K tokens, the best ones repeat."""
+        k = min(self.num_queries, scores.shape[1])
+        index = scores.topk(k, dim=1).indices
+        if k < self.num_queries:
+            index = index[:, torch.arange(self.num_queries, device=index.device) % k]
+        return index
+
+    @staticmethod
+    def _anchors_from_masks(mask_logits: Tensor, fallback: Tensor, mask_valid_ratio: Tensor) -> Tensor:
+        """Unsigmoided boxes around the predicted masks; `fallback` (B, K, 4) where a mask is empty.
+
+        mask_valid_ratio: (B, 2) (w, h) unpadded fraction of the mask map, to express the boxes
+        relative to the unpadded image like every other box.
+        """
+        boxes, non_empty = masks_to_normalized_boxes(mask_logits)
+        boxes = (boxes / mask_valid_ratio.repeat(1, 2)[:, None]).clamp(0.0, 1.0)
+        boxes = inverse_sigmoid(xyxy_to_cxcywh(boxes))
+        return torch.where(non_empty[..., None], boxes, fallback)
+
+
+def _gather(x: Tensor, index: Tensor) -> Tensor:
+    """x (B, S, D), index (B, K) -> (B, K, D)."""
+    return torch.gather(x, 1, index[..., None].expand(-1, -1, x.shape[-1]))

@@ -1,0 +1,252 @@
+"""The MQ-Former meta-architecture: image + texts -> losses (training) or task outputs (inference)."""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from detectron2.config import configurable
+from detectron2.data import MetadataCatalog
+from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
+from detectron2.structures import ImageList
+from torch import Tensor, nn
+
+from ..criterion import SetCriterion
+from ..decoder import build_decoder
+from ..denoising import build_denoising_queries
+from ..matcher import HungarianMatcher
+from ..pixel_decoder import build_pixel_decoder
+from ..text_encoder import build_text_encoder
+from . import postprocessing as post
+from .targets import instances_to_targets
+from .vocabulary import check_vocabulary, union_vocabulary
+
+TASK_OUTPUTS = {
+    "instance": ("instances",),
+    "detection": ("instances",),
+    "semantic": ("sem_seg",),
+    "foreground": ("sem_seg",),
+    "panoptic": ("panoptic_seg",),
+    "referring": ("referring",),
+    "all": ("instances", "sem_seg", "panoptic_seg", "referring"),
+}
+
+
+@META_ARCH_REGISTRY.register()
+class MQFormer(nn.Module):
+    """Mixed-Query Transformer (Mask DINO + open vocabulary + mixed queries).
+
+    normalise -> backbone -> pixel decoder -> text embeddings of the batch's union vocabulary ->
+    mixed-query decoder -> criterion losses (training) or post-processing (inference).
+
+    Args:
+        backbone, pixel_decoder, text_encoder, decoder, criterion: built submodules (criterion may
+            be None for an inference-only model).
+        pixel_mean, pixel_std: per-channel normalisation of the input images.
+        size_divisibility: padded batch sizes are multiples of this.
+        denoising: kwargs of `denoising.build_denoising_queries` (dn_query_budget,
+            label_noise_ratio, box_noise_scale), or None to train without denoising queries.
+        test_task: outputs for inputs without a "task" key (a key of TASK_OUTPUTS).
+        test_vocabulary: default inference vocabulary ([] = the test dataset's text_prompts).
+        test_dataset: dataset whose metadata gives the fallback vocabulary and thing classes.
+        max_detections, instance_score_threshold, object_mask_threshold, overlap_threshold:
+            post-processing settings (see `postprocessing`).
+    """
+
+    @configurable
+    def __init__(self, *, backbone: Backbone, pixel_decoder: nn.Module, text_encoder: nn.Module,
+                 decoder: nn.Module, criterion: Optional[nn.Module], pixel_mean: Sequence[float],
+                 pixel_std: Sequence[float], size_divisibility: int, denoising: Optional[Dict],
+                 test_task: str = "all", test_vocabulary: Sequence[str] = (), test_dataset: str = "",
+                 max_detections: int = 100, instance_score_threshold: float = 0.0,
+                 object_mask_threshold: float = 0.25, overlap_threshold: float = 0.8):
+        super().__init__()
+        if test_task not in TASK_OUTPUTS:
+            raise ValueError(f"MODEL.MQFORMER.TEST.TASK: {test_task!r} is not one of {sorted(TASK_OUTPUTS)}")
+        self.backbone = backbone
+        self.pixel_decoder = pixel_decoder
+        self.text_encoder = text_encoder
+        self.decoder = decoder
+        self.criterion = criterion
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), persistent=False)
+        self.size_divisibility = max(size_divisibility, backbone.size_divisibility)
+        self.denoising = denoising
+        self.test_task = test_task
+        self.test_vocabulary = check_vocabulary(test_vocabulary, "MODEL.MQFORMER.TEST.VOCABULARY") or None
+        self.test_dataset = test_dataset
+        self.max_detections = max_detections
+        self.instance_score_threshold = instance_score_threshold
+        self.object_mask_threshold = object_mask_threshold
+        self.overlap_threshold = overlap_threshold
+
+    @classmethod
+    def from_config(cls, cfg) -> Dict:
+        """The only code of the model that reads cfg (besides the registries' builders)."""
+        mq = cfg.MODEL.MQFORMER
+        backbone = build_backbone(cfg)
+        dn = mq.DENOISING
+        return {
+            "backbone": backbone,
+            "pixel_decoder": build_pixel_decoder(cfg, backbone.output_shape()),
+            "text_encoder": build_text_encoder(cfg),
+            "decoder": build_decoder(cfg),
+            "criterion": build_criterion(cfg),
+            "pixel_mean": cfg.MODEL.PIXEL_MEAN,
+            "pixel_std": cfg.MODEL.PIXEL_STD,
+            "size_divisibility": mq.SIZE_DIVISIBILITY,
+            "denoising": {
+                "dn_query_budget": dn.NUM_QUERIES,
+                "label_noise_ratio": dn.LABEL_NOISE_RATIO,
+                "box_noise_scale": dn.BOX_NOISE_SCALE,
+            } if dn.ENABLED else None,
+            "test_task": mq.TEST.TASK,
+            "test_vocabulary": list(mq.TEST.VOCABULARY),
+            "test_dataset": cfg.DATASETS.TEST[0] if len(cfg.DATASETS.TEST) else "",
+            "max_detections": cfg.TEST.DETECTIONS_PER_IMAGE,
+            "instance_score_threshold": mq.TEST.INSTANCE_SCORE_THRESHOLD,
+            "object_mask_threshold": mq.TEST.OBJECT_MASK_THRESHOLD,
+            "overlap_threshold": mq.TEST.OVERLAP_THRESHOLD,
+        }
+
+    @property
+    def device(self) -> torch.device:
+        return self.pixel_mean.device
+
+    def set_vocabulary(self, texts: Optional[Sequence[str]]) -> None:
+        """Set (or, with None, clear) the vocabulary used for inputs without a "vocabulary" key."""
+        self.test_vocabulary = None if texts is None else check_vocabulary(texts, "set_vocabulary(texts)")
+
+    def forward(self, batched_inputs: List[Dict]):
+        """
+        Args:
+            batched_inputs: mapper outputs (docs/data_format.md): "image" (3, H, W), "vocabulary",
+                "instances" (training), optional "height", "width", "task".
+
+        Returns:
+            training: dict of weighted scalar losses. Inference: one dict per image with some of
+            instances / sem_seg / panoptic_seg / referring (see TASK_OUTPUTS).
+        """
+        images, padding_mask = self.preprocess_images(batched_inputs)
+        vocabularies = [self._vocabulary(x, index) for index, x in enumerate(batched_inputs)]
+        texts, text_valid, local_to_union = union_vocabulary(vocabularies, device=self.device)
+        use_templates = not self.training and all(self._task(x) != "referring" for x in batched_inputs)
+        text_embeddings = self.text_encoder(texts, use_templates=use_templates)
+        pixel = self.pixel_decoder(self.backbone(images.tensor), padding_mask)
+        if not self.training:
+            outputs = self.decoder(pixel, text_embeddings, text_valid)
+            return self.postprocess(outputs, batched_inputs, images, vocabularies, local_to_union)
+        return self.losses(batched_inputs, images, pixel, text_embeddings, text_valid, local_to_union)
+
+    def losses(self, batched_inputs, images: ImageList, pixel, text_embeddings: Tensor, text_valid: Tensor,
+               local_to_union: List[Tensor]) -> Dict[str, Tensor]:
+        """Training: build targets (and denoising queries), run the decoder, apply the criterion."""
+        if self.criterion is None:
+            raise RuntimeError("MQFormer was built without a criterion: it can only run in eval mode")
+        missing = [i for i, x in enumerate(batched_inputs) if "instances" not in x]
+        if missing:
+            raise ValueError(f"training needs batched_inputs[i]['instances']; missing for i in {missing}")
+        instances = [x["instances"].to(self.device) for x in batched_inputs]
+        targets = instances_to_targets(instances, local_to_union, tuple(images.tensor.shape[-2:]))
+        denoising = None
+        if self.denoising is not None:
+            denoising = build_denoising_queries(
+                targets, text_embeddings, text_valid, num_matching_queries=self.decoder.num_queries,
+                **self.denoising,
+            )
+        outputs = self.decoder(pixel, text_embeddings, text_valid, denoising)
+        if denoising is not None:
+            outputs["dn_meta"] = denoising.meta
+        return self.criterion(outputs, targets)
+
+    def preprocess_images(self, batched_inputs: List[Dict]) -> Tuple[ImageList, Tensor]:
+        """Normalise and pad -> ImageList and its (B, Hpad, Wpad) bool padding mask (True = pad)."""
+        for index, x in enumerate(batched_inputs):
+            if "image" not in x:
+                raise ValueError(f"batched_inputs[{index}] lacks the key 'image'")
+        images = [(x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
+        images = ImageList.from_tensors(images, self.size_divisibility)
+        padding_mask = torch.ones(images.tensor.shape[0], *images.tensor.shape[-2:], dtype=torch.bool,
+                                  device=self.device)
+        for index, (height, width) in enumerate(images.image_sizes):
+            padding_mask[index, :height, :width] = False
+        return images, padding_mask
+
+    def _task(self, x: Dict) -> str:
+        task = x.get("task", self.test_task)
+        if task not in TASK_OUTPUTS:
+            raise ValueError(f"input 'task' {task!r} is not one of {sorted(TASK_OUTPUTS)}")
+        return task
+
+    def _vocabulary(self, x: Dict, index: int) -> List[str]:
+        """The input's "vocabulary"; at inference falling back to set_vocabulary / config / metadata."""
+        if "vocabulary" in x:
+            return check_vocabulary(x["vocabulary"], f"batched_inputs[{index}]['vocabulary']")
+        if self.training:
+            raise ValueError(f"batched_inputs[{index}] lacks the key 'vocabulary' (needed for training)")
+        if self.test_vocabulary is not None:
+            return self.test_vocabulary
+        prompts = MetadataCatalog.get(self.test_dataset).get("text_prompts", None) if self.test_dataset else None
+        if not prompts:
+            raise ValueError(
+                f"no vocabulary for batched_inputs[{index}]: give it a 'vocabulary', call "
+                "model.set_vocabulary([...]), set MODEL.MQFORMER.TEST.VOCABULARY, or register "
+                f"'text_prompts' in the metadata of DATASETS.TEST[0] ({self.test_dataset!r})"
+            )
+        return check_vocabulary(prompts, f"MetadataCatalog.get({self.test_dataset!r}).text_prompts")
+
+    def _is_thing(self, vocabulary: Sequence[str]) -> List[bool]:
+        """Per text: a thing (segments kept apart) unless the test metadata lists it as stuff only."""
+        meta = MetadataCatalog.get(self.test_dataset) if self.test_dataset else None
+        things = set(meta.get("thing_classes", [])) if meta is not None else set()
+        stuff = set(meta.get("stuff_classes", [])) - things if meta is not None else set()
+        return [text not in stuff for text in vocabulary]
+
+    def postprocess(self, outputs: Dict, batched_inputs: List[Dict], images: ImageList,
+                    vocabularies: List[List[str]], local_to_union: List[Tensor]) -> List[Dict]:
+        """Per image, the outputs of its task at its original size ("height", "width")."""
+        results = []
+        padded_size = tuple(images.tensor.shape[-2:])
+        for index, x in enumerate(batched_inputs):
+            image_size = images.image_sizes[index]
+            output_size = (x.get("height", image_size[0]), x.get("width", image_size[1]))
+            resize = post.ResizeSpec(padded_size, tuple(image_size), tuple(output_size))
+            logits = outputs["pred_logits"][index][:, local_to_union[index]]
+            results.append(self._image_outputs(
+                self._task(x), logits, outputs["pred_masks"][index], outputs["pred_boxes"][index],
+                vocabularies[index], resize,
+            ))
+        return results
+
+    def _image_outputs(self, task: str, logits: Tensor, masks: Tensor, boxes: Tensor,
+                       vocabulary: List[str], resize: post.ResizeSpec) -> Dict:
+        result = {}
+        wanted = TASK_OUTPUTS[task]
+        if "instances" in wanted:
+            result["instances"] = post.instance_inference(
+                logits, masks, boxes, resize, self.max_detections, self.instance_score_threshold
+            )
+        if "sem_seg" in wanted:
+            result["sem_seg"] = post.semantic_inference(logits, masks, resize)
+        if "panoptic_seg" in wanted:
+            result["panoptic_seg"] = post.panoptic_inference(
+                logits, masks, resize, self._is_thing(vocabulary), self.object_mask_threshold,
+                self.overlap_threshold,
+            )
+        if "referring" in wanted:
+            result["referring"] = post.referring_inference(logits, masks, vocabulary, resize)
+        return result
+
+
+def build_criterion(cfg) -> SetCriterion:
+    """The Hungarian matcher + set criterion; LOSS weights double as matching cost weights."""
+    loss = cfg.MODEL.MQFORMER.LOSS
+    matcher = HungarianMatcher(
+        cost_class=loss.CLASS_WEIGHT, cost_bbox=loss.BOX_L1_WEIGHT, cost_giou=loss.GIOU_WEIGHT,
+        cost_mask=loss.MASK_WEIGHT, cost_dice=loss.DICE_WEIGHT, num_points=loss.NUM_POINTS,
+        focal_alpha=loss.FOCAL_ALPHA, focal_gamma=loss.FOCAL_GAMMA,
+    )
+    return SetCriterion(
+        matcher=matcher, class_weight=loss.CLASS_WEIGHT, bbox_weight=loss.BOX_L1_WEIGHT,
+        giou_weight=loss.GIOU_WEIGHT, mask_weight=loss.MASK_WEIGHT, dice_weight=loss.DICE_WEIGHT,
+        focal_alpha=loss.FOCAL_ALPHA, focal_gamma=loss.FOCAL_GAMMA, num_points=loss.NUM_POINTS,
+        oversample_ratio=loss.OVERSAMPLE_RATIO, importance_sample_ratio=loss.IMPORTANCE_SAMPLE_RATIO,
+        denoising=cfg.MODEL.MQFORMER.DENOISING.ENABLED,
+    )

@@ -1,0 +1,125 @@
+"""The open_clip text tower as MQ-Former's text encoder, with an embedding cache."""
+import logging
+import os
+from collections import OrderedDict
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from detectron2.config import configurable
+from torch import Tensor, nn
+
+from .build import TEXT_ENCODER_REGISTRY
+
+logger = logging.getLogger(__name__)
+
+# A 2-layer, width-64 text tower registered with open_clip for tests and CPU training.
+TINY_TEXT_MODEL_NAME = "mqformer-tiny-text"
+open_clip.add_model_config(os.path.join(os.path.dirname(__file__), "model_configs"))
+
+
+@TEXT_ENCODER_REGISTRY.register()
+class OpenCLIPTextEncoder(nn.Module):
+    """CLIP text tower (open_clip) + a trainable linear projection to the decoder width.
+
+    Tower outputs are L2-normalised (and, with prompt templates, averaged over the templates as in
+    CLIP's zero-shot classifiers) before the projection. While the tower is frozen its outputs are
+    cached per text, so a fixed class list is encoded once, not every iteration; only the cheap
+    projection runs each call. The cache is cleared when weights are loaded and is not used while
+    the tower trains.
+
+    Args:
+        model_name: open_clip model config, e.g. "ViT-B-32" or TINY_TEXT_MODEL_NAME.
+        pretrained: open_clip pretrained tag (downloads), a local weights file, or None (random).
+        freeze: keep the tower frozen (in eval mode, no gradients).
+        output_dim: width of the returned embeddings.
+        prompt_templates: templates with one "{}" for class names, used when `use_templates`.
+    """
+
+    # Cached texts at most (about 2 KiB each for a 512-d tower).
+    cache_capacity = 20000
+
+    @configurable
+    def __init__(self, *, model_name: str, pretrained: Optional[str], freeze: bool, output_dim: int,
+                 prompt_templates: Sequence[str] = ()):
+        super().__init__()
+        bad = [t for t in prompt_templates if t.count("{}") != 1]
+        if bad:
+            raise ValueError(f"MODEL.MQFORMER.TEXT_ENCODER.PROMPT_TEMPLATES: {bad} need exactly one '{{}}'")
+        self.clip = open_clip.create_model(model_name, pretrained=pretrained or None)
+        # Only the text tower is used: drop the image tower's weights.
+        self.clip.visual = nn.Identity()
+        self.tokenizer = open_clip.get_tokenizer(model_name)
+        self.frozen = freeze
+        for name, param in self.clip.named_parameters():
+            # CLIP's image-text logit scale/bias take no part here: never trainable.
+            param.requires_grad_(not freeze and not name.startswith("logit_"))
+        self.tower_dim = int(open_clip.get_model_config(model_name)["embed_dim"])
+        self.output_dim = output_dim
+        self.projection = nn.Linear(self.tower_dim, output_dim)
+        self.prompt_templates = tuple(prompt_templates)
+        self._cache: "OrderedDict[Tuple[str, Tuple[str, ...]], Tensor]" = OrderedDict()
+        self.train(self.training)
+
+    @classmethod
+    def from_config(cls, cfg) -> Dict:
+        """Reads MODEL.MQFORMER.TEXT_ENCODER and MODEL.MQFORMER.HIDDEN_DIM."""
+        text = cfg.MODEL.MQFORMER.TEXT_ENCODER
+        return {
+            "model_name": text.MODEL_NAME,
+            "pretrained": text.PRETRAINED,
+            "freeze": text.FREEZE,
+            "output_dim": cfg.MODEL.MQFORMER.HIDDEN_DIM,
+            "prompt_templates": list(text.PROMPT_TEMPLATES),
+        }
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.frozen:
+            # Frozen means frozen statistics too (dropout off).
+            self.clip.eval()
+        return self
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        # New weights make cached embeddings stale.
+        self._cache.clear()
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def forward(self, texts: Sequence[str], use_templates: bool = False) -> Tensor:
+        """Embed `texts` -> (T, output_dim); templates (if any are configured) only when asked."""
+        if isinstance(texts, str):
+            raise TypeError("OpenCLIPTextEncoder expects a list of texts, got a single string")
+        templates = self.prompt_templates if use_templates else ()
+        features = self._tower_features(list(texts), templates)
+        return self.projection(features)
+
+    def _tower_features(self, texts: List[str], templates: Tuple[str, ...]) -> Tensor:
+        """(T, tower_dim) unit-norm tower features, from the cache when the tower is frozen."""
+        if not texts:
+            return self.projection.weight.new_zeros(0, self.tower_dim)
+        if not self.frozen:
+            return self._encode(texts, templates)
+        missing = list(OrderedDict.fromkeys(t for t in texts if (t, templates) not in self._cache))
+        if missing:
+            with torch.no_grad():
+                encoded = self._encode(missing, templates)
+            for text, feature in zip(missing, encoded):
+                self._cache[(text, templates)] = feature
+        for text in texts:
+            self._cache.move_to_end((text, templates))
+        while len(self._cache) > self.cache_capacity:
+            self._cache.popitem(last=False)
+        device = self.projection.weight.device
+        return torch.stack([self._cache[(t, templates)] for t in texts]).to(device)
+
+    def _encode(self, texts: List[str], templates: Tuple[str, ...]) -> Tensor:
+        """Run the tower: (T, tower_dim) unit-norm features, template-averaged if templates."""
+        device = self.projection.weight.device
+        if not templates:
+            return F.normalize(self.clip.encode_text(self.tokenizer(texts).to(device)), dim=-1)
+        prompts = [template.format(text) for text in texts for template in templates]
+        features = F.normalize(self.clip.encode_text(self.tokenizer(prompts).to(device)), dim=-1)
+        features = features.view(len(texts), len(templates), -1).mean(1)
+        return F.normalize(features, dim=-1)
+

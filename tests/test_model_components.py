@@ -1,0 +1,211 @@
+"""Each model component built directly with tiny sizes; shapes asserted."""
+import os
+import tempfile
+
+import pytest
+import torch
+from detectron2.layers import ShapeSpec
+
+from mqformer_d2.modeling.backbone import TimmSwinBackbone
+from mqformer_d2.modeling.box_utils import masks_to_normalized_boxes
+from mqformer_d2.modeling.decoder import MixedQueryDecoder
+from mqformer_d2.modeling.denoising import dn_attention_mask
+from mqformer_d2.modeling.pixel_decoder import MSDeformAttnPixelDecoder
+from mqformer_d2.modeling.text_encoder import TINY_TEXT_MODEL_NAME, OpenCLIPTextEncoder
+
+torch.set_num_threads(2)
+DIM = 32
+
+
+@pytest.fixture(scope="module")
+def text_encoder():
+    torch.manual_seed(0)
+    return OpenCLIPTextEncoder(
+        model_name=TINY_TEXT_MODEL_NAME, pretrained=None, freeze=True, output_dim=DIM,
+        prompt_templates=["a photo of a {}.", "a {} in the scene."],
+    )
+
+
+def test_text_encoder_shapes_cache_and_templates(text_encoder):
+    text_encoder._cache.clear()
+    out = text_encoder(["cat", "dog", "a man riding a horse"])
+    assert out.shape == (3, DIM)
+    assert len(text_encoder._cache) == 3
+    again = text_encoder(["dog", "cat"])
+    torch.testing.assert_close(again, out[[1, 0]])
+    assert len(text_encoder._cache) == 3  # nothing re-encoded
+    templated = text_encoder(["cat"], use_templates=True)
+    assert templated.shape == (1, DIM) and not torch.allclose(templated, out[:1])
+    assert text_encoder([]).shape == (0, DIM)
+
+
+def test_text_encoder_is_frozen_except_projection(text_encoder):
+    trainable = [n for n, p in text_encoder.named_parameters() if p.requires_grad]
+    assert trainable == ["projection.weight", "projection.bias"]
+    text_encoder.train()
+    assert not text_encoder.clip.training
+
+
+def test_text_encoder_cache_cleared_on_weight_load(text_encoder):
+    text_encoder(["cat"])
+    state = {k: v.clone() for k, v in text_encoder.state_dict().items()}
+    text_encoder.load_state_dict(state)
+    assert len(text_encoder._cache) == 0
+
+
+def test_text_encoder_rejects_bad_templates():
+    with pytest.raises(ValueError, match="PROMPT_TEMPLATES"):
+        OpenCLIPTextEncoder(model_name=TINY_TEXT_MODEL_NAME, pretrained=None, freeze=True,
+                            output_dim=DIM, prompt_templates=["no placeholder"])
+
+
+def _backbone_features(batch=2, height=64, width=96):
+    shapes = {"res2": ShapeSpec(channels=8, stride=4), "res3": ShapeSpec(channels=16, stride=8),
+              "res4": ShapeSpec(channels=24, stride=16), "res5": ShapeSpec(channels=32, stride=32)}
+    features = {n: torch.randn(batch, s.channels, height // s.stride, width // s.stride) for n, s in shapes.items()}
+    return shapes, features
+
+
+def _pixel_decoder(shapes, num_layers=1):
+    return MSDeformAttnPixelDecoder(
+        input_shape=shapes, in_features=["res3", "res4", "res5"], mask_in_feature="res2", hidden_dim=DIM,
+        num_extra_levels=1, num_layers=num_layers, num_heads=4, num_points=2, dim_feedforward=64, dropout=0.0,
+    )
+
+
+def _padding_mask(batch=2, height=64, width=96):
+    mask = torch.zeros(batch, height, width, dtype=torch.bool)
+    mask[1, 48:] = True  # image 1 is 48 x 64 inside the 64 x 96 batch
+    mask[1, :, 64:] = True
+    return mask
+
+
+def test_pixel_decoder_shapes():
+    torch.manual_seed(0)
+    shapes, features = _backbone_features()
+    out = _pixel_decoder(shapes)(features, _padding_mask())
+    # strides 8, 16, 32, 64 on a 64 x 96 input
+    assert out.spatial_shapes.tolist() == [[8, 12], [4, 6], [2, 3], [1, 2]]
+    assert out.level_start_index.tolist() == [0, 96, 120, 126]
+    assert out.memory.shape == (2, 128, DIM)
+    assert out.padding_mask.shape == (2, 128)
+    assert out.valid_ratios.shape == (2, 4, 2)
+    torch.testing.assert_close(out.valid_ratios[1, 0], torch.tensor([8 / 12, 6 / 8]))
+    torch.testing.assert_close(out.mask_valid_ratio[1], torch.tensor([64 / 96, 48 / 64]))
+    assert out.mask_features.shape == (2, DIM, 16, 24)
+
+
+def test_pixel_decoder_names_missing_feature():
+    shapes, _ = _backbone_features()
+    del shapes["res2"]
+    with pytest.raises(ValueError, match="res2"):
+        _pixel_decoder(shapes)
+
+
+def _decoder(num_learnable=3, num_conditional=5, layers=2):
+    return MixedQueryDecoder(
+        hidden_dim=DIM, num_learnable=num_learnable, num_conditional=num_conditional, num_layers=layers,
+        num_heads=4, num_points=2, num_levels=4, dim_feedforward=64, dropout=0.0,
+        mask_enhanced_anchors=True, initial_prediction=True,
+    )
+
+
+def _decoder_inputs():
+    torch.manual_seed(0)
+    shapes, features = _backbone_features()
+    pixel = _pixel_decoder(shapes)(features, _padding_mask())
+    texts = torch.randn(4, DIM)
+    text_valid = torch.tensor([[True, True, True, False], [False, True, False, True]])
+    return pixel, texts, text_valid
+
+
+@pytest.mark.parametrize("num_learnable,num_conditional", [(3, 5), (8, 0), (0, 8)])
+def test_decoder_output_shapes(num_learnable, num_conditional):
+    pixel, texts, text_valid = _decoder_inputs()
+    decoder = _decoder(num_learnable, num_conditional)
+    out = decoder(pixel, texts, text_valid)
+    q = num_learnable + num_conditional
+    assert out["pred_logits"].shape == (2, q, 4)
+    assert out["pred_boxes"].shape == (2, q, 4)
+    assert ((out["pred_boxes"] >= 0) & (out["pred_boxes"] <= 1)).all()
+    assert out["pred_masks"].shape == (2, q, 16, 24)
+    assert out["text_valid"] is text_valid
+    assert len(out["aux_outputs"]) == 2  # initial prediction + first layer
+    assert out["query_types"].tolist() == [0] * num_learnable + [1] * num_conditional
+    assert ("interm_outputs" in out) == (num_conditional > 0)
+    if num_conditional:
+        assert out["interm_outputs"]["pred_masks"].shape == (2, num_conditional, 16, 24)
+    # A direction of the dual cross-attention exists only when both query sets do.
+    has_dual = decoder.layers[0].learnable_to_conditional is not None
+    assert has_dual == (num_learnable > 0 and num_conditional > 0)
+
+
+def test_decoder_rejects_zero_queries():
+    with pytest.raises(ValueError, match="NUM_LEARNABLE_QUERIES"):
+        _decoder(0, 0)
+
+
+def test_denoising_prefix_is_invisible_to_matching_queries():
+    pixel, texts, text_valid = _decoder_inputs()
+    decoder = _decoder().eval()
+    num_dn, num_match = 4, decoder.num_queries
+    mask = dn_attention_mask(2, 2, num_match, torch.device("cpu"))
+
+    class Prefix:
+        def __init__(self, seed):
+            g = torch.Generator().manual_seed(seed)
+            self.content = torch.randn(2, num_dn, DIM, generator=g)
+            self.reference_boxes = torch.randn(2, num_dn, 4, generator=g)
+            self.attn_mask = mask
+
+    first = decoder(pixel, texts, text_valid, Prefix(1))
+    second = decoder(pixel, texts, text_valid, Prefix(2))
+    plain = decoder(pixel, texts, text_valid)
+    assert first["dn_outputs"]["pred_logits"].shape == (2, num_dn, 4)
+    assert len(first["dn_outputs"]["aux_outputs"]) == 2
+    for key in ("pred_logits", "pred_boxes", "pred_masks"):
+        torch.testing.assert_close(first[key], second[key])
+        torch.testing.assert_close(first[key], plain[key])
+    assert not torch.allclose(first["dn_outputs"]["pred_boxes"], second["dn_outputs"]["pred_boxes"])
+
+
+def test_masks_to_boxes():
+    logits = -torch.ones(2, 4, 8)
+    logits[0, 1:3, 2:6] = 1.0
+    boxes, non_empty = masks_to_normalized_boxes(logits)
+    torch.testing.assert_close(boxes[0], torch.tensor([2 / 8, 1 / 4, 6 / 8, 3 / 4]))
+    assert non_empty.tolist() == [True, False]
+    assert boxes[1].abs().sum() == 0
+
+
+def test_swin_backbone_shapes():
+    torch.manual_seed(0)
+    backbone = TimmSwinBackbone(model_name="swin_tiny_patch4_window7_224",
+                                out_features=["res2", "res3", "res4", "res5"], drop_path_rate=0.0)
+    shapes = backbone.output_shape()
+    assert {n: (s.channels, s.stride) for n, s in shapes.items()} == {
+        "res2": (96, 4), "res3": (192, 8), "res4": (384, 16), "res5": (768, 32)}
+    with torch.no_grad():
+        out = backbone(torch.randn(1, 3, 64, 96))
+    for name, spec in shapes.items():
+        assert out[name].shape == (1, spec.channels, 64 // spec.stride, 96 // spec.stride)
+
+
+def test_checkpointer_maps_bare_backbone_weights_by_suffix():
+    from detectron2.config import get_cfg
+    from detectron2.modeling import build_resnet_backbone
+
+    from mqformer_d2.modeling.checkpoint import MQFormerCheckpointer
+
+    cfg = get_cfg()
+    cfg.MODEL.RESNETS.DEPTH = 18
+    cfg.MODEL.RESNETS.RES2_OUT_CHANNELS = 64
+    source = build_resnet_backbone(cfg, ShapeSpec(channels=3))
+    target = torch.nn.Module()
+    target.backbone = build_resnet_backbone(cfg, ShapeSpec(channels=3))
+    target.head = torch.nn.Linear(2, 2)
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "r18.pth")
+        torch.save(source.state_dict(), path)
+        MQFormerCheckpointer(target).load(path)
+    torch.testing.assert_close(target.backbone.stem.conv1.weight, source.stem.conv1.weight)
