@@ -4,6 +4,7 @@ Data flow: image -> backbone -> pixel decoder -> mixed-query decoder -> heads ->
 Importing this package registers its components into Detectron2's registries.
 """
 from . import layers, modeling
+from . import evaluation  # noqa: F401  (DatasetEvaluators; build_evaluator)
 from .config import add_mqformer_config
 
 __version__ = "0.1.0"

@@ -14,6 +14,9 @@ def add_mqformer_config(cfg: CN) -> CN:
     """Add the `MODEL.MQFORMER` node and the data keys (INPUT / DATASETS, see data/config.py) to
     `cfg` in place; return it."""
     add_data_config(cfg)
+    # Referring evaluation protocol: every sentence of each expression (the standard), or only its
+    # first sentence (X-Decoder's protocol).
+    cfg.TEST.REFERRING_FIRST_SENTENCE_ONLY = False
     cfg.MODEL.MQFORMER = CN()
     mq = cfg.MODEL.MQFORMER
     # Width of the pixel-decoder memory, the mask features, the decoder queries and the projected

@@ -1,4 +1,4 @@
-"""Every MQ-Former config key is read by code, and every shipped YAML lists only what it changes."""
+"""Every config key MQ-Former adds is commented and read by code, and every shipped YAML lists only what it changes."""
 import glob
 import os
 
@@ -30,31 +30,38 @@ def _package_sources_except_config() -> str:
     return "\n".join(texts)
 
 
-def test_every_mqformer_key_is_read_by_code():
-    cfg = add_mqformer_config(get_cfg())
+def _added_keys():
+    """Every key add_mqformer_config adds on top of detectron2's defaults (MODEL.MQFORMER, data,
+    solver and evaluation keys)."""
+    return sorted(set(_leaves(add_mqformer_config(get_cfg()))) - set(_leaves(get_cfg())))
+
+
+def test_every_added_key_is_read_by_code():
+    keys = _added_keys()
+    assert "MODEL.MQFORMER.HIDDEN_DIM" in keys and "INPUT.IMAGE_SIZE" in keys
     sources = _package_sources_except_config()
     unread = []
-    for key in _leaves(cfg.MODEL.MQFORMER):
+    for key in keys:
         parent, _, leaf = key.rpartition(".")
-        # Read as `<node>.LEAF` where the node is reached through its own name (or the root).
-        node_name = parent.rpartition(".")[2] if parent else "MQFORMER"
-        readers = [f".{leaf}"]
-        if not any(r in sources for r in readers) or (parent and node_name not in sources):
+        # Read as `<node>.LEAF` where the node is reached through its own name.
+        node_name = parent.rpartition(".")[2]
+        if f".{leaf}" not in sources or node_name not in sources:
             unread.append(key)
     assert not unread, f"config keys never read by mqformer_d2: {unread}"
 
 
-def test_every_mqformer_key_has_a_comment():
-    with open(os.path.join(PACKAGE, "config.py")) as f:
-        lines = f.read().splitlines()
+def test_every_added_key_has_a_comment():
     uncommented = []
-    for index, line in enumerate(lines):
-        stripped = line.strip()
-        if stripped.startswith(("mq.", "cfg.")) and " = " in stripped and "CN()" not in stripped:
-            # Either a comment right above, or the previous line is a key of the same commented group.
-            above = lines[index - 1].strip()
-            if not above.startswith("#") and not (above.startswith("mq.") and " = " in above):
-                uncommented.append(stripped)
+    for path in glob.glob(os.path.join(PACKAGE, "**", "config.py"), recursive=True):
+        with open(path) as f:
+            lines = f.read().splitlines()
+        for index, line in enumerate(lines):
+            stripped = line.strip()
+            if stripped.startswith(("mq.", "cfg.")) and " = " in stripped and "CN()" not in stripped:
+                # A comment right above, or the previous line is a key of the same commented group.
+                above = lines[index - 1].strip()
+                if not above.startswith("#") and not (above.startswith(("mq.", "cfg.")) and " = " in above):
+                    uncommented.append(f"{os.path.relpath(path, ROOT)}: {stripped}")
     assert not uncommented, f"keys without a comment: {uncommented}"
 
 

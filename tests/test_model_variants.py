@@ -43,3 +43,25 @@ def test_single_query_kind_trains_and_predicts(config):
         instances = model(_eval_inputs()[:1])[0]["instances"]
     # Queries whose mask is empty score 0 and fall under the (0.0) threshold.
     assert 0 < len(instances) <= 30 and instances.pred_masks.shape[1:] == (120, 160)
+
+
+def test_stuff_texts_follow_the_thing_id_map_not_class_name_lists():
+    """detectron2's standard COCO panoptic metadata lists every class in thing_classes; only the id
+    maps say which contiguous ids are things."""
+    from detectron2.data import MetadataCatalog
+
+    from mqformer_d2.modeling.meta_arch.vocabulary import stuff_prompts
+
+    coco_like = MetadataCatalog.get("test_stuff_prompts_coco_like")
+    coco_like.set(text_prompts=["person", "car", "sky", "grass"], thing_classes=["person", "car", "sky", "grass"],
+                  stuff_classes=["person", "car", "sky", "grass"],
+                  thing_dataset_id_to_contiguous_id={1: 0, 3: 1}, stuff_dataset_id_to_contiguous_id={9: 2, 11: 3})
+    instances_only = MetadataCatalog.get("test_stuff_prompts_instances")
+    instances_only.set(text_prompts=["person", "car"], thing_dataset_id_to_contiguous_id={1: 0, 3: 1})
+    try:
+        assert stuff_prompts(coco_like) == {"sky", "grass"}
+        assert stuff_prompts(instances_only) == set()
+        assert stuff_prompts(None) == set()
+    finally:
+        MetadataCatalog.remove("test_stuff_prompts_coco_like")
+        MetadataCatalog.remove("test_stuff_prompts_instances")

@@ -16,7 +16,7 @@ from ..pixel_decoder import build_pixel_decoder
 from ..text_encoder import build_text_encoder
 from . import postprocessing as post
 from .targets import instances_to_targets
-from .vocabulary import check_vocabulary, union_vocabulary
+from .vocabulary import check_vocabulary, stuff_prompts, union_vocabulary
 
 TASK_OUTPUTS = {
     "instance": ("instances",),
@@ -193,10 +193,9 @@ class MQFormer(nn.Module):
         return check_vocabulary(prompts, f"MetadataCatalog.get({self.test_dataset!r}).text_prompts")
 
     def _is_thing(self, vocabulary: Sequence[str]) -> List[bool]:
-        """Per text: a thing (segments kept apart) unless the test metadata lists it as stuff only."""
+        """Per text: a thing (segments kept apart) unless the test dataset's metadata makes it stuff."""
         meta = MetadataCatalog.get(self.test_dataset) if self.test_dataset else None
-        things = set(meta.get("thing_classes", [])) if meta is not None else set()
-        stuff = set(meta.get("stuff_classes", [])) - things if meta is not None else set()
+        stuff = stuff_prompts(meta)
         return [text not in stuff for text in vocabulary]
 
     def postprocess(self, outputs: Dict, batched_inputs: List[Dict], images: ImageList,
