@@ -6,5 +6,6 @@ Importing this package registers its components into Detectron2's registries.
 from . import layers, modeling
 from . import evaluation  # noqa: F401  (DatasetEvaluators; build_evaluator)
 from .config import add_mqformer_config
+from .engine import MQFormerPredictor, get_mqformer_cfg
 
 __version__ = "0.1.0"

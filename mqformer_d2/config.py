@@ -8,12 +8,15 @@ tests/test_config_keys.py fails when a key is no longer read anywhere. Defaults 
 from detectron2.config import CfgNode as CN
 
 from .data.config import add_data_config
+from .engine.config import add_solver_config
 
 
 def add_mqformer_config(cfg: CN) -> CN:
-    """Add the `MODEL.MQFORMER` node and the data keys (INPUT / DATASETS, see data/config.py) to
-    `cfg` in place; return it."""
+    """Add the `MODEL.MQFORMER` node, the data keys (INPUT / DATASETS, see data/config.py), the
+    solver keys (SOLVER, see engine/config.py) and TEST.REFERRING_FIRST_SENTENCE_ONLY to `cfg` in
+    place; return it."""
     add_data_config(cfg)
+    add_solver_config(cfg)
     # Referring evaluation protocol: every sentence of each expression (the standard), or only its
     # first sentence (X-Decoder's protocol).
     cfg.TEST.REFERRING_FIRST_SENTENCE_ONLY = False

@@ -1,0 +1,93 @@
+"""Config creation and the command line shared by train_net.py and demo/demo.py."""
+import argparse
+import logging
+import os
+import time
+from typing import Sequence
+
+import torch
+from detectron2.config import CfgNode, get_cfg
+from detectron2.engine import default_argument_parser, default_setup
+
+from .. import config as model_config
+
+_AMP_PRECISIONS = ("float16", "bfloat16")
+
+
+def get_mqformer_cfg() -> CfgNode:
+    """Detectron2's default config plus every MQ-Former key (model, data, solver, evaluation)."""
+    return model_config.add_mqformer_config(get_cfg())
+
+
+def build_config(config_file: str, opts: Sequence[str] = (), cpu: bool = False) -> CfgNode:
+    """The frozen config of `config_file` ("" = defaults) with `opts` ("KEY VALUE" pairs) merged,
+    MODEL.DEVICE "cpu" when `cpu`, and its device / mixed-precision settings checked."""
+    cfg = get_mqformer_cfg()
+    if config_file:
+        if not os.path.isfile(config_file):
+            raise FileNotFoundError(f"--config-file: {config_file} does not exist")
+        cfg.merge_from_file(config_file)
+    cfg.merge_from_list(list(opts or []))
+    if cpu:
+        cfg.MODEL.DEVICE = "cpu"
+    check_device_settings(cfg)
+    cfg.freeze()
+    return cfg
+
+
+def check_device_settings(cfg: CfgNode) -> None:
+    """Clear errors for a CUDA MODEL.DEVICE without CUDA and for mixed precision on CPU."""
+    device = torch.device(cfg.MODEL.DEVICE)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"MODEL.DEVICE is {cfg.MODEL.DEVICE!r} but CUDA is not available: "
+                           "add `MODEL.DEVICE cpu` (or --cpu) to run on CPU")
+    if cfg.SOLVER.AMP.PRECISION not in _AMP_PRECISIONS:
+        raise ValueError(f"SOLVER.AMP.PRECISION: {cfg.SOLVER.AMP.PRECISION!r} is not one of {_AMP_PRECISIONS}")
+    if cfg.SOLVER.AMP.ENABLED and device.type != "cuda":
+        raise ValueError("SOLVER.AMP.ENABLED needs MODEL.DEVICE cuda (detectron2's AMPTrainer is "
+                         f"CUDA-only); MODEL.DEVICE is {cfg.MODEL.DEVICE!r}")
+
+
+def argument_parser() -> argparse.ArgumentParser:
+    """detectron2's `default_argument_parser` plus --cpu."""
+    parser = default_argument_parser()
+    parser.add_argument(
+        "--cpu", action="store_true",
+        help="run on CPU (sets MODEL.DEVICE cpu). With --num-gpus N, N CPU processes per machine "
+             "train with DDP over gloo; the GPUs of the machine, if any, are hidden from them.",
+    )
+    return parser
+
+
+def check_output_dir(cfg: CfgNode, args) -> None:
+    """Refuse to start a new training run over the checkpoints of another in OUTPUT_DIR."""
+    last_checkpoint = os.path.join(cfg.OUTPUT_DIR, "last_checkpoint")
+    if not args.eval_only and not args.resume and os.path.exists(last_checkpoint):
+        raise FileExistsError(
+            f"OUTPUT_DIR {cfg.OUTPUT_DIR} already holds the checkpoints of a training run "
+            f"({last_checkpoint}); pass --resume to continue it, or choose another OUTPUT_DIR"
+        )
+
+
+def separate_eval_output_dir(cfg: CfgNode) -> CfgNode:
+    """For --eval-only: a fresh `eval_<time>` sub-folder when OUTPUT_DIR already holds files (e.g.
+    the training run being evaluated), so its config.yaml and inference/ results are kept."""
+    if not os.path.isdir(cfg.OUTPUT_DIR) or not os.listdir(cfg.OUTPUT_DIR):
+        return cfg
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.OUTPUT_DIR = os.path.join(cfg.OUTPUT_DIR, time.strftime("eval_%Y%m%d_%H%M%S"))
+    cfg.freeze()
+    logging.getLogger(__name__).info("--eval-only: writing to %s (OUTPUT_DIR is not empty)", cfg.OUTPUT_DIR)
+    return cfg
+
+
+def setup(args) -> CfgNode:
+    """Config from the command line, checked, then detectron2's `default_setup` (logging, a copy
+    of the config in OUTPUT_DIR, seeds). Never writes over another run's files."""
+    cfg = build_config(args.config_file, args.opts, cpu=getattr(args, "cpu", False))
+    check_output_dir(cfg, args)
+    if args.eval_only:
+        cfg = separate_eval_output_dir(cfg)
+    default_setup(cfg, args)
+    return cfg

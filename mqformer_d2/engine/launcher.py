@@ -1,0 +1,40 @@
+"""What train_net.py runs: `main(args)` in each process, started by detectron2's `launch`."""
+import os
+
+import torch.distributed as dist
+from detectron2.engine import launch
+from detectron2.utils import comm
+
+from .defaults import setup
+from .trainer import MQFormerTrainer
+
+
+def check_process_group(cfg) -> None:
+    """A CPU model cannot train over NCCL, which detectron2's launch picks whenever GPUs exist."""
+    if comm.get_world_size() > 1 and cfg.MODEL.DEVICE == "cpu" and dist.get_backend() == "nccl":
+        raise RuntimeError("MODEL.DEVICE is cpu but the processes communicate over NCCL because this "
+                           "machine has GPUs: pass --cpu to train on CPU over gloo")
+
+
+def main(args):
+    """Train (resuming from OUTPUT_DIR's last checkpoint with --resume), or evaluate MODEL.WEIGHTS
+    with --eval-only. Returns the evaluation results (None when DATASETS.TEST is empty)."""
+    cfg = setup(args)
+    check_process_group(cfg)
+    if args.eval_only:
+        model = MQFormerTrainer.build_model(cfg)
+        MQFormerTrainer.load_weights_for_evaluation(cfg, model, resume=args.resume)
+        return MQFormerTrainer.test(cfg, model)
+    trainer = MQFormerTrainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    return trainer.train()
+
+
+def launch_main(args) -> None:
+    """Run `main(args)` in args.num_gpus processes per machine (one in-process when the world
+    size is 1); with --cpu the processes are CPU ones and talk over gloo."""
+    if getattr(args, "cpu", False):
+        # Spawned workers then see no GPU, so detectron2's launch uses gloo and no CUDA device.
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+           dist_url=args.dist_url, args=(args,))

@@ -1,0 +1,58 @@
+"""`MQFormerPredictor`: detectron2's DefaultPredictor with prompts and a task per call."""
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+import torch
+from detectron2.engine import DefaultPredictor
+
+PREDICTOR_TASKS = ("instance", "semantic", "panoptic", "referring")
+
+
+class MQFormerPredictor(DefaultPredictor):
+    """Open-vocabulary prediction on one image.
+
+    Built like DefaultPredictor (model from cfg, weights from MODEL.WEIGHTS, test-time resize from
+    INPUT.MIN_SIZE_TEST / MAX_SIZE_TEST, input in BGR order like cv2.imread gives), and called as
+
+        predictor(image, prompts=["cat", "a dog on the sofa"], task="instance")
+
+    prompts: any class names or sentences; None = the default vocabulary (MODEL.MQFORMER.TEST.
+    VOCABULARY, else the `text_prompts` of DATASETS.TEST[0]'s metadata). Nothing is registered.
+    task: "instance" -> {"instances"}, "semantic" -> {"sem_seg"} (T, H, W) per-prompt scores,
+    "panoptic" -> {"panoptic_seg": (segment ids, segments_info)}, "referring" -> {"referring":
+    {"texts", "masks" (T, H, W), "scores"}}, one mask per prompt; None = MODEL.MQFORMER.TEST.TASK.
+    Class indices (pred_classes, category_id) index `prompts`.
+    """
+
+    def __call__(self, original_image: np.ndarray, prompts: Optional[Sequence[str]] = None,
+                 task: Optional[str] = None) -> Dict:
+        """
+        Args:
+            original_image: (H, W, 3) uint8 image in BGR order.
+            prompts: texts to segment, see the class docstring.
+            task: one of PREDICTOR_TASKS (the model also accepts "detection", "foreground", "all").
+
+        Returns:
+            the model's output dict for the image, at its original size.
+        """
+        inputs = self.model_inputs(original_image)
+        if prompts is not None:
+            if isinstance(prompts, str):
+                raise TypeError(f"prompts must be a list of strings, got the string {prompts!r}; "
+                                "wrap a single prompt in a list")
+            inputs["vocabulary"] = list(prompts)
+        if task is not None:
+            inputs["task"] = task
+        with torch.no_grad():
+            return self.model([inputs])[0]
+
+    def model_inputs(self, original_image: np.ndarray) -> Dict:
+        """The model's input dict of a BGR image: resized, in INPUT.FORMAT channel order."""
+        if original_image.ndim != 3 or original_image.shape[2] != 3:
+            raise ValueError(f"expected an (H, W, 3) BGR image, got shape {original_image.shape}")
+        if self.input_format == "RGB":
+            original_image = original_image[:, :, ::-1]
+        height, width = original_image.shape[:2]
+        image = self.aug.get_transform(original_image).apply_image(original_image)
+        image = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        return {"image": image.to(self.cfg.MODEL.DEVICE), "height": height, "width": width}

@@ -1,0 +1,138 @@
+"""`MQFormerTrainer`: detectron2's DefaultTrainer with MQ-Former's data, optimizer and evaluators.
+
+Differences from DefaultTrainer:
+- training data: every dataset of DATASETS.TRAIN through `build_unified_train_loader`, sampled with
+  DATASETS.TRAIN_SAMPLING_RATIOS, each image mapped by `UnifiedDatasetMapper(cfg, True)`;
+- test data: `UnifiedDatasetMapper(cfg, False)`; evaluators from `mqformer_d2.evaluation.build_evaluator`,
+  chosen by each test dataset's metadata `evaluator_type`;
+- optimizer: `engine.optimizer.build_optimizer` (AdamW, backbone LR multiplier, no weight decay on
+  norms and embeddings, full-model gradient clipping);
+- DDP also on CPU (gloo), mixed precision in SOLVER.AMP.PRECISION, and `MQFormerCheckpointer`
+  (loads bare backbone weights by name suffix).
+"""
+import importlib
+import logging
+import os
+import weakref
+from typing import Callable, Dict, Optional
+
+import torch
+from detectron2.data import build_detection_test_loader
+from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, create_ddp_model
+from detectron2.engine.train_loop import TrainerBase
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
+
+from ..data import UnifiedDatasetMapper, build_unified_train_loader, load_tagged_dataset_dicts
+from ..modeling import MQFormerCheckpointer
+from .optimizer import build_optimizer
+
+_EVALUATION_MODULE = "mqformer_d2.evaluation"
+_AMP_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def evaluation_module():
+    """The `mqformer_d2.evaluation` package, or a RuntimeError saying how to train without
+    evaluation when this version does not have it."""
+    try:
+        return importlib.import_module(_EVALUATION_MODULE)
+    except ModuleNotFoundError as e:
+        if e.name != _EVALUATION_MODULE:
+            raise
+        raise RuntimeError(
+            f"evaluation was requested (DATASETS.TEST is not empty) but {_EVALUATION_MODULE} is not "
+            "installed in this version; set DATASETS.TEST '()' to train without evaluation"
+        ) from e
+
+
+def evaluator_factory() -> Callable:
+    """`mqformer_d2.evaluation.build_evaluator(cfg, dataset_name, output_folder=None)`."""
+    return evaluation_module().build_evaluator
+
+
+def suite_summaries(results: Dict) -> Dict:
+    """Mean / median AP of each SeginW-format suite among the evaluated datasets ({} if none)."""
+    summarize = getattr(evaluation_module(), "summarize_seginw_suites", None)
+    return dict(summarize(results)) if summarize is not None else {}
+
+
+def _ddp_device_kwargs(model: torch.nn.Module) -> dict:
+    """DistributedDataParallel's device arguments: the local GPU, or none for a CPU model (gloo)."""
+    device = next(model.parameters()).device
+    return {"device_ids": [comm.get_local_rank()]} if device.type == "cuda" else {"device_ids": None}
+
+
+class MQFormerTrainer(DefaultTrainer):
+    """DefaultTrainer for MQ-Former (see the module docstring). Used by train_net.py as
+
+        trainer = MQFormerTrainer(cfg); trainer.resume_or_load(resume=args.resume); trainer.train()
+    """
+
+    def __init__(self, cfg):
+        """Builds what DefaultTrainer builds, in its order; only the DDP device arguments, the AMP
+        precision and the checkpointer differ. Evaluation is checked to be available up front so
+        that a missing evaluator does not fail a finished training run."""
+        TrainerBase.__init__(self)
+        if not logging.getLogger("detectron2").isEnabledFor(logging.INFO):
+            setup_logger()
+        cfg = self.auto_scale_workers(cfg, comm.get_world_size())
+        if len(cfg.DATASETS.TEST):
+            evaluation_module()
+        model = self.build_model(cfg)
+        optimizer = self.build_optimizer(cfg, model)
+        data_loader = self.build_train_loader(cfg)
+        model = create_ddp_model(model, broadcast_buffers=False, **_ddp_device_kwargs(model))
+        if cfg.SOLVER.AMP.ENABLED:
+            self._trainer = AMPTrainer(model, data_loader, optimizer,
+                                       precision=_AMP_DTYPES[cfg.SOLVER.AMP.PRECISION])
+        else:
+            self._trainer = SimpleTrainer(model, data_loader, optimizer)
+        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
+        self.checkpointer = MQFormerCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
+        self.start_iter = 0
+        self.max_iter = cfg.SOLVER.MAX_ITER
+        self.cfg = cfg
+        self.register_hooks(self.build_hooks())
+
+    def train(self) -> Optional[dict]:
+        """Train from `start_iter` to SOLVER.MAX_ITER; return the results of the last evaluation
+        (the one after the final iteration), or None when DATASETS.TEST is empty."""
+        super().train()
+        return getattr(self, "_last_eval_results", None) if len(self.cfg.DATASETS.TEST) else None
+
+    @classmethod
+    def test(cls, cfg, model, evaluators=None):
+        """DefaultTrainer.test, plus (several test datasets) each SeginW-format suite's mean and
+        median AP under the suite's name, e.g. results["seginw"]["mean_segm_AP"]."""
+        results = super().test(cfg, model, evaluators)
+        if len(cfg.DATASETS.TEST) > 1 and comm.is_main_process():
+            results.update(suite_summaries(results))
+        return results
+
+    @classmethod
+    def build_optimizer(cls, cfg, model):
+        return build_optimizer(cfg, model)
+
+    @classmethod
+    def build_train_loader(cls, cfg):
+        return build_unified_train_loader(cfg, UnifiedDatasetMapper(cfg, True))
+
+    @classmethod
+    def build_test_loader(cls, cfg, dataset_name):
+        dataset_dicts, _ = load_tagged_dataset_dicts([dataset_name])
+        return build_detection_test_loader(dataset_dicts, mapper=UnifiedDatasetMapper(cfg, False),
+                                           num_workers=cfg.DATALOADER.NUM_WORKERS)
+
+    @classmethod
+    def build_evaluator(cls, cfg, dataset_name, output_folder=None):
+        """The evaluator of `dataset_name`'s metadata `evaluator_type`; files go to
+        OUTPUT_DIR/inference/<dataset_name> unless `output_folder` is given."""
+        if output_folder is None:
+            output_folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
+        return evaluator_factory()(cfg, dataset_name, output_folder=output_folder)
+
+    @classmethod
+    def load_weights_for_evaluation(cls, cfg, model, resume: bool) -> None:
+        """Load the weights to evaluate, once: the last checkpoint of OUTPUT_DIR with `resume`
+        (when there is one), else MODEL.WEIGHTS."""
+        MQFormerCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=resume)

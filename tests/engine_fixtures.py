@@ -1,0 +1,87 @@
+"""Shared by tests/test_engine_*.py: a tiny copy of the synthetic benchmark, the tiny config's
+command-line options, train_net.py loaded as a module, and a deterministic digest evaluator."""
+import importlib.util
+import os
+from contextlib import contextmanager
+
+import torch
+from detectron2.evaluation import DatasetEvaluator
+
+from mqformer_d2.data.shapes import ShapesBenchmarkConfig, generate_shapes_benchmark, register_shapes_benchmark
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_CONFIG = os.path.join(ROOT, "configs", "mqformer_tiny_cpu.yaml")
+SHAPES_SEED = 0
+SHAPES_SIZES = dict(train_images=2, val_images=2, detection_train_images=1, detection_val_images=1,
+                    foreground_train_images=1, foreground_val_images=1, seginw_train_images=1,
+                    seginw_val_images=1)
+
+# The tiny config made tinier: 64-pixel images, one encoder and two decoder layers, few points.
+TINY_OPTIONS = [
+    "INPUT.IMAGE_SIZE", 64, "INPUT.MIN_SIZE_TEST", 64, "INPUT.MAX_SIZE_TEST", 64,
+    "INPUT.NUM_NEGATIVE_TEXTS", 3,
+    "MODEL.MQFORMER.PIXEL_DECODER.NUM_LAYERS", 1, "MODEL.MQFORMER.DECODER.NUM_LAYERS", 2,
+    "MODEL.MQFORMER.DECODER.NUM_LEARNABLE_QUERIES", 5, "MODEL.MQFORMER.DECODER.NUM_CONDITIONAL_QUERIES", 10,
+    "MODEL.MQFORMER.DENOISING.NUM_QUERIES", 10, "MODEL.MQFORMER.LOSS.NUM_POINTS", 256,
+    "DATALOADER.NUM_WORKERS", 0, "SOLVER.IMS_PER_BATCH", 2, "SEED", 0,
+]
+
+
+@contextmanager
+def tiny_shapes_benchmark(root: str):
+    """Generate (or reuse) a tiny benchmark under `root` and point the mqformer_shapes_* names at
+    it; afterwards point them back to the default root."""
+    generate_shapes_benchmark(root, seed=SHAPES_SEED, workers=1, **SHAPES_SIZES)
+    register_shapes_benchmark(root, ShapesBenchmarkConfig(seed=SHAPES_SEED, **SHAPES_SIZES))
+    try:
+        yield root
+    finally:
+        register_shapes_benchmark()
+
+
+def load_train_net():
+    """train_net.py (at the repository root, not a package) as a module."""
+    spec = importlib.util.spec_from_file_location("train_net", os.path.join(ROOT, "train_net.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def train_net_args(*arguments):
+    """train_net.py's parsed command line."""
+    from mqformer_d2.engine import argument_parser
+
+    return argument_parser().parse_args([str(a) for a in arguments])
+
+
+class DigestEvaluator(DatasetEvaluator):
+    """Sums over every output of every image: any change of weights or inference changes them."""
+
+    def reset(self):
+        self.sums = {"images": 0.0, "instance_scores": 0.0, "mask_pixels": 0.0, "sem_seg": 0.0,
+                     "panoptic_segments": 0.0, "referring_pixels": 0.0}
+
+    def process(self, inputs, outputs):
+        for output in outputs:
+            self.sums["images"] += 1
+            if "instances" in output:
+                self.sums["instance_scores"] += float(output["instances"].scores.sum())
+                self.sums["mask_pixels"] += float(output["instances"].pred_masks.sum())
+            if "sem_seg" in output:
+                self.sums["sem_seg"] += float(output["sem_seg"].double().sum())
+            if "panoptic_seg" in output:
+                self.sums["panoptic_segments"] += len(output["panoptic_seg"][1])
+            if "referring" in output:
+                self.sums["referring_pixels"] += float(output["referring"]["masks"].sum())
+
+    def evaluate(self):
+        return {"digest": dict(self.sums)}
+
+
+def digest_evaluator_factory():
+    """Stands in for `mqformer_d2.engine.trainer.evaluator_factory`."""
+    return lambda cfg, dataset_name, output_folder=None: DigestEvaluator()
+
+
+def checkpoint_iteration(path: str) -> int:
+    return torch.load(path, map_location="cpu", weights_only=False)["iteration"]

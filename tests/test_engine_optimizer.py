@@ -1,0 +1,93 @@
+"""The optimizer: parameter groups (backbone LR, no decay on norms / embeddings), clipping, checks."""
+import pytest
+import torch
+from detectron2.modeling import build_model
+from engine_fixtures import TINY_CONFIG, TINY_OPTIONS
+from torch import nn
+
+from mqformer_d2.engine import build_config, build_optimizer, build_param_groups
+
+torch.set_num_threads(2)
+BASE_LR, WEIGHT_DECAY, MULTIPLIER = 1e-4, 0.05, 0.1
+
+
+def config(*options):
+    return build_config(TINY_CONFIG, [*TINY_OPTIONS, "SOLVER.BASE_LR", BASE_LR, "SOLVER.WEIGHT_DECAY",
+                                      WEIGHT_DECAY, "SOLVER.BACKBONE_MULTIPLIER", MULTIPLIER, *options])
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_model(config())
+
+
+def hyperparameters_by_name(model, groups):
+    by_id = {id(p): (group["lr"], group["weight_decay"]) for group in groups for p in group["params"]}
+    return {name: by_id.get(id(p)) for name, p in model.named_parameters()}
+
+
+def test_every_trainable_parameter_is_in_exactly_one_group(model):
+    groups = build_param_groups(config(), model)
+    grouped = [id(p) for group in groups for p in group["params"]]
+    trainable = [id(p) for p in model.parameters() if p.requires_grad]
+    assert len(grouped) == len(set(grouped)) and set(grouped) == set(trainable)
+
+
+def test_backbone_lr_multiplier_and_weight_decay_exemptions(model):
+    hyper = hyperparameters_by_name(model, build_param_groups(config(), model))
+    modules = dict(model.named_modules())
+    for name, values in hyper.items():
+        if values is None:  # frozen (the CLIP text tower)
+            assert name.startswith("text_encoder.clip.")
+            continue
+        lr, weight_decay = values
+        assert lr == pytest.approx(BASE_LR * MULTIPLIER if name.startswith("backbone.") else BASE_LR), name
+        owner = modules[name.rpartition(".")[0]]
+        exempt = isinstance(owner, (nn.LayerNorm, nn.GroupNorm, nn.Embedding)) or name.endswith("level_embed")
+        assert weight_decay == (0.0 if exempt else WEIGHT_DECAY), name
+    assert hyper["decoder.learnable_content.weight"][1] == 0.0
+    assert hyper["pixel_decoder.level_embed"][1] == 0.0
+    assert hyper["decoder.heads.mask_embed.layers.0.weight"][1] == WEIGHT_DECAY  # an MLP, not an embedding
+
+
+def test_optimizer_types():
+    small = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4))
+    assert isinstance(build_optimizer(config(), small), torch.optim.AdamW)
+    sgd = build_optimizer(config("SOLVER.OPTIMIZER", "SGD", "SOLVER.MOMENTUM", 0.5), small)
+    assert isinstance(sgd, torch.optim.SGD) and sgd.param_groups[0]["momentum"] == 0.5
+    with pytest.raises(ValueError, match="SOLVER.OPTIMIZER"):
+        build_optimizer(config("SOLVER.OPTIMIZER", "LAMB"), small)
+    with pytest.raises(ValueError, match="CLIP_TYPE"):
+        build_optimizer(config("SOLVER.CLIP_GRADIENTS.ENABLED", True, "SOLVER.CLIP_GRADIENTS.CLIP_TYPE", "all"), small)
+
+
+def gradient_norms_after_step(clip_type, max_norm=1.0):
+    torch.manual_seed(0)
+    small = nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 8))
+    optimizer = build_optimizer(config("SOLVER.CLIP_GRADIENTS.ENABLED", True, "SOLVER.CLIP_GRADIENTS.CLIP_TYPE",
+                                       clip_type, "SOLVER.CLIP_GRADIENTS.CLIP_VALUE", max_norm), small)
+    for p in small.parameters():
+        p.grad = torch.full_like(p, 10.0)
+    optimizer.step()
+    per_parameter = [float(p.grad.norm()) for p in small.parameters()]
+    return per_parameter, float(torch.tensor(per_parameter).norm())
+
+
+def test_full_model_gradient_clipping_clips_the_total_norm():
+    per_parameter, total = gradient_norms_after_step("full_model")
+    assert total == pytest.approx(1.0, rel=1e-4)
+    # detectron2's per-parameter "norm" clipping bounds each parameter, not the total.
+    per_parameter, total = gradient_norms_after_step("norm")
+    assert max(per_parameter) == pytest.approx(1.0, rel=1e-4) and total > 1.5
+
+
+def test_device_and_precision_settings_are_checked():
+    with pytest.raises(ValueError, match="SOLVER.AMP.ENABLED"):
+        config("SOLVER.AMP.ENABLED", True)  # the tiny config runs on CPU
+    with pytest.raises(ValueError, match="SOLVER.AMP.PRECISION"):
+        config("SOLVER.AMP.PRECISION", "float8")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="MODEL.DEVICE"):
+            config("MODEL.DEVICE", "cuda")
+    with pytest.raises(FileNotFoundError, match="no_such.yaml"):
+        build_config("no_such.yaml")

@@ -1,0 +1,137 @@
+"""train_net.py in-process on a tiny synthetic benchmark: train + evaluate, resume, eval-only."""
+import os
+import shutil
+import sys
+
+import pytest
+import torch
+from engine_fixtures import (
+    TINY_CONFIG,
+    TINY_OPTIONS,
+    checkpoint_iteration,
+    digest_evaluator_factory,
+    load_train_net,
+    tiny_shapes_benchmark,
+    train_net_args,
+)
+
+from mqformer_d2.engine import MQFormerTrainer, build_config
+from mqformer_d2.engine import trainer as trainer_module
+
+torch.set_num_threads(2)
+REAL_EVALUATOR_FACTORY = trainer_module.evaluator_factory
+
+TRAIN_OPTIONS = [
+    *TINY_OPTIONS,
+    "DATASETS.TRAIN", "('mqformer_shapes_train', 'mqformer_shapes_train_referring')",
+    "DATASETS.TRAIN_SAMPLING_RATIOS", "[2.0, 1.0]",
+    "DATASETS.TEST", "('mqformer_shapes_val_instance', 'mqformer_shapes_val_referring')",
+    "SOLVER.MAX_ITER", 3, "SOLVER.CHECKPOINT_PERIOD", 2, "TEST.EVAL_PERIOD", 0,
+    "SOLVER.CLIP_GRADIENTS.ENABLED", True, "SOLVER.CLIP_GRADIENTS.CLIP_TYPE", "full_model",
+    "SOLVER.CLIP_GRADIENTS.CLIP_VALUE", 0.01,
+]
+
+
+@pytest.fixture(scope="module")
+def train_net():
+    return load_train_net()
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    with tiny_shapes_benchmark(str(tmp_path_factory.mktemp("datasets"))) as root:
+        yield root
+
+
+@pytest.fixture(scope="module")
+def digest_evaluators():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(trainer_module, "evaluator_factory", digest_evaluator_factory)
+        yield
+
+
+@pytest.fixture(scope="module")
+def trained(train_net, shapes, digest_evaluators, tmp_path_factory):
+    """One 3-iteration run: (its OUTPUT_DIR, the results of its final evaluation)."""
+    output_dir = str(tmp_path_factory.mktemp("run"))
+    results = train_net.main(train_net_args("--config-file", TINY_CONFIG, *TRAIN_OPTIONS, "OUTPUT_DIR", output_dir))
+    return output_dir, results
+
+
+def flat(results):
+    """{dataset: {task: {metric: value}}} -> {"dataset/task/metric": value}."""
+    return {f"{d}/{t}/{m}": v for d, tasks in results.items() for t, metrics in tasks.items()
+            for m, v in metrics.items()}
+
+
+def test_training_checkpoints_and_evaluates(trained):
+    output_dir, results = trained
+    files = set(os.listdir(output_dir))
+    assert {"model_0000001.pth", "model_final.pth", "last_checkpoint", "config.yaml", "metrics.json"} <= files
+    assert checkpoint_iteration(os.path.join(output_dir, "model_final.pth")) == 2
+    assert set(results) == {"mqformer_shapes_val_instance", "mqformer_shapes_val_referring"}
+    instance, referring = (results[name]["digest"] for name in sorted(results))
+    assert instance["images"] == 2 and instance["instance_scores"] > 0
+    assert referring["images"] == 2 and referring["referring_pixels"] >= 0
+
+
+def test_eval_only_reproduces_the_final_evaluation(train_net, trained, digest_evaluators):
+    output_dir, results = trained
+    weights = os.path.join(output_dir, "model_final.pth")
+    with open(os.path.join(output_dir, "config.yaml")) as f:
+        training_config = f.read()
+    before = set(os.listdir(output_dir))
+    again = train_net.main(train_net_args("--config-file", TINY_CONFIG, "--eval-only", *TRAIN_OPTIONS,
+                                          "OUTPUT_DIR", output_dir, "MODEL.WEIGHTS", weights))
+    # Equal up to float32 rounding: the text tower's cached embeddings were computed in training
+    # batches, which differ from the evaluation batches (batched matmuls round differently).
+    assert flat(again) == pytest.approx(flat(results), rel=1e-5, abs=1e-6)
+    assert flat(again).keys() == flat(results).keys()
+    # The training run's files are kept: the evaluation went to a new eval_<time> sub-folder.
+    with open(os.path.join(output_dir, "config.yaml")) as f:
+        assert f.read() == training_config
+    added = set(os.listdir(output_dir)) - before
+    assert len(added) == 1 and added.pop().startswith("eval_")
+
+
+def test_resume_continues_from_the_last_checkpoint(train_net, trained, digest_evaluators, tmp_path):
+    output_dir = str(tmp_path / "resumed")
+    shutil.copytree(trained[0], output_dir)
+    log_size = os.path.getsize(os.path.join(output_dir, "log.txt"))
+    train_net.main(train_net_args("--config-file", TINY_CONFIG, "--resume", *TRAIN_OPTIONS,
+                                  "OUTPUT_DIR", output_dir, "SOLVER.MAX_ITER", 5))
+    assert checkpoint_iteration(os.path.join(output_dir, "model_final.pth")) == 4
+    assert os.path.isfile(os.path.join(output_dir, "model_0000003.pth"))
+    with open(os.path.join(output_dir, "log.txt")) as f:
+        new_log = f.read()[log_size:]
+    assert "Starting training from iteration 3" in new_log
+
+
+def test_new_run_refuses_an_output_dir_with_checkpoints(train_net, trained):
+    output_dir = trained[0]
+    before = os.path.getmtime(os.path.join(output_dir, "model_final.pth"))
+    with pytest.raises(FileExistsError, match="--resume"):
+        train_net.main(train_net_args("--config-file", TINY_CONFIG, *TRAIN_OPTIONS, "OUTPUT_DIR", output_dir))
+    assert os.path.getmtime(os.path.join(output_dir, "model_final.pth")) == before
+
+
+def test_missing_evaluation_module_fails_before_training(shapes, tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer_module, "evaluator_factory", REAL_EVALUATOR_FACTORY)
+    monkeypatch.setitem(sys.modules, "mqformer_d2.evaluation", None)  # import now fails
+    cfg = build_config(TINY_CONFIG, [*TRAIN_OPTIONS, "OUTPUT_DIR", str(tmp_path)])
+    with pytest.raises(RuntimeError, match="DATASETS.TEST"):
+        MQFormerTrainer(cfg)
+
+
+def test_real_evaluators_on_every_task(train_net, trained, tmp_path, monkeypatch):
+    pytest.importorskip("mqformer_d2.evaluation")
+    monkeypatch.setattr(trainer_module, "evaluator_factory", REAL_EVALUATOR_FACTORY)
+    tests = ("mqformer_shapes_val_instance", "mqformer_shapes_val_semantic", "mqformer_shapes_val_panoptic",
+             "mqformer_shapes_val_referring", "mqformer_shapes_val_foreground",
+             "mqformer_shapes_seginw_Colors_val", "mqformer_shapes_seginw_Shapes_val")
+    results = train_net.main(train_net_args(
+        "--config-file", TINY_CONFIG, "--eval-only", *TRAIN_OPTIONS, "DATASETS.TEST", repr(tests),
+        "OUTPUT_DIR", str(tmp_path), "MODEL.WEIGHTS", os.path.join(trained[0], "model_final.pth")))
+    assert set(results) == {*tests, "mqformer_shapes_seginw"}
+    assert all(results[name] for name in tests)
+    assert results["mqformer_shapes_seginw"]["num_datasets"] == 2
