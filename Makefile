@@ -4,7 +4,7 @@ SETUP_STAMP := .venv/.mqformer-setup-stamp
 SETUP_INPUTS := scripts/setup_env.sh scripts/repack_detectron2.sh requirements/constraints.txt \
                 requirements/runtime.txt setup.py pyproject.toml
 
-.PHONY: setup train test cuda benchmark
+.PHONY: setup train test cuda benchmark ablation
 
 setup: $(SETUP_STAMP)
 
@@ -13,9 +13,14 @@ $(SETUP_STAMP): $(SETUP_INPUTS)
 	bash scripts/setup_env.sh
 	touch $@
 
-# Main job. Until the model lands (issue 6), a smoke run that trains one MSDeformAttn layer.
+# Main job: train the tiny MQ-Former from scratch on the built-in synthetic benchmark (generated
+# on first use), evaluate every task, print one table. Each run writes to a new output/shapes/run_<time>/.
 train: setup
-	$(PYTHON) tools/smoke_train.py
+	$(PYTHON) tools/train_shapes.py
+
+# The paper's query ablation (learnable-only / conditional-only / mixed) on the same benchmark.
+ablation: setup
+	$(PYTHON) tools/query_ablation.py
 
 test: setup
 	$(PYTHON) -m pytest -q

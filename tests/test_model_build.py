@@ -17,6 +17,7 @@ EXPECTED_QUERIES = {  # (learnable, conditional)
     "mqformer_swin_tiny.yaml": (100, 300),
     "mqformer_swin_large.yaml": (100, 300),
     "mqformer_tiny_cpu.yaml": (10, 20),
+    "mqformer_tiny_shapes.yaml": (10, 20),
     "learnable_only.yaml": (30, 0),
     "conditional_only.yaml": (0, 30),
     "mixed.yaml": (10, 20),

@@ -65,3 +65,20 @@ def test_stuff_texts_follow_the_thing_id_map_not_class_name_lists():
     finally:
         MetadataCatalog.remove("test_stuff_prompts_coco_like")
         MetadataCatalog.remove("test_stuff_prompts_instances")
+
+
+@pytest.mark.parametrize("config, expected_types", [
+    ("configs/ablation/learnable_only.yaml", {0}), ("configs/ablation/conditional_only.yaml", {1}),
+    ("configs/mqformer_tiny_cpu.yaml", {0, 1}),
+])
+def test_match_queries_reports_each_matched_targets_query_type(config, expected_types):
+    torch.manual_seed(0)
+    model = build_model(tiny_cfg(config))
+    model.eval()
+    batch = [make_input(64, 64, 3), make_input(64, 64, 2, seed=1)]  # make_input: odd targets have no box
+    matches = model.match_queries(batch)
+    assert [len(m["query_type"]) for m in matches] == [3, 2]  # every target wins one query
+    assert set(torch.cat([m["query_type"] for m in matches]).tolist()) <= {0, 1}
+    if expected_types != {0, 1}:
+        assert set(torch.cat([m["query_type"] for m in matches]).tolist()) == expected_types
+    assert sorted(matches[0]["has_box"].tolist()) == [False, True, True]

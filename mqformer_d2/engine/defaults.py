@@ -8,6 +8,8 @@ from typing import Sequence
 import torch
 from detectron2.config import CfgNode, get_cfg
 from detectron2.engine import default_argument_parser, default_setup
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 
 from .. import config as model_config
 
@@ -90,4 +92,6 @@ def setup(args) -> CfgNode:
     if args.eval_only:
         cfg = separate_eval_output_dir(cfg)
     default_setup(cfg, args)
+    # default_setup configures detectron2's and fvcore's loggers; ours would otherwise be silent.
+    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="mqformer_d2", abbrev_name="mq")
     return cfg

@@ -8,6 +8,7 @@ from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
 from detectron2.structures import ImageList
 from torch import Tensor, nn
 
+from ..box_utils import xyxy_to_cxcywh
 from ..criterion import SetCriterion
 from ..decoder import build_decoder
 from ..denoising import build_denoising_queries
@@ -155,6 +156,117 @@ class MQFormer(nn.Module):
         if denoising is not None:
             outputs["dn_meta"] = denoising.meta
         return self.criterion(outputs, targets)
+
+    @torch.no_grad()
+    def match_queries(self, batched_inputs: List[Dict]) -> List[Dict[str, Tensor]]:
+        """The final decoder layer's Hungarian assignment for labelled inputs, without denoising
+        queries: which query (and of which type) wins each target. Used by the query ablation to
+        measure how often learnable vs conditional queries predict thing vs stuff segments.
+
+        Args:
+            batched_inputs: as in training ("image", "vocabulary", "instances").
+
+        Returns:
+            per image: "query_type" (M,) int64 (0 learnable, 1 conditional) and "has_box" (M,) bool
+            (False for stuff targets) of its M matched targets.
+        """
+        if self.criterion is None:
+            raise RuntimeError("match_queries needs the model's criterion (its matcher)")
+        images, padding_mask = self.preprocess_images(batched_inputs)
+        vocabularies = [self._vocabulary(x, index) for index, x in enumerate(batched_inputs)]
+        texts, text_valid, local_to_union = union_vocabulary(vocabularies, device=self.device)
+        pixel = self.pixel_decoder(self.backbone(images.tensor), padding_mask)
+        outputs = self.decoder(pixel, self.text_encoder(texts, use_templates=False), text_valid)
+        instances = [x["instances"].to(self.device) for x in batched_inputs]
+        targets = instances_to_targets(instances, local_to_union, tuple(images.tensor.shape[-2:]))
+        matches = []
+        for (query_index, target_index), target in zip(self.criterion.matcher(outputs, targets), targets):
+            matches.append({"query_type": outputs["query_types"][query_index.to(self.device)],
+                            "has_box": target["has_box"][target_index.to(self.device)]})
+        return matches
+
+    @torch.no_grad()
+    def predict_masks_for_boxes(self, batched_inputs: List[Dict], boxes: Sequence[Tensor],
+                                texts: Sequence[Sequence[str]]) -> List[Dict[str, Tensor]]:
+        """Box-prompted decoding: one mask per (box, text) prompt, e.g. to turn boxes into masks.
+
+        Each prompt becomes a query exactly as a denoising query is built in training (content =
+        the projected embedding of its text, anchor = its box), without noise and in a single group.
+        The matching queries run alongside (prompts see them, they never see the prompts) and their
+        outputs are ignored. Works in train or eval mode; dropout should be off (`model.eval()`).
+
+        Args:
+            batched_inputs: B model inputs ("image" (3, h, w) resized as at test time, optional
+                "height", "width": the original size, which defaults to the image's size).
+            boxes: B tensors (K_b, 4) XYXY absolute in the original image (height x width).
+            texts: B lists of K_b texts, the class name or description of each box.
+
+        Returns:
+            B dicts: "masks" (K_b, H, W) bool at the original size, "scores" (K_b,) = probability
+            of the prompt's text x mean mask probability inside the mask (as for instances), and
+            "mask_probs" (K_b, H, W) float sigmoid mask probabilities.
+        """
+        if not len(batched_inputs) == len(boxes) == len(texts):
+            raise ValueError(f"need one boxes tensor and one text list per image, got {len(batched_inputs)} "
+                             f"images, {len(boxes)} box tensors, {len(texts)} text lists")
+        images, padding_mask = self.preprocess_images(batched_inputs)
+        targets, vocabularies = self._box_prompt_targets(batched_inputs, images, boxes, texts)
+        union, text_valid, local_to_union = union_vocabulary(vocabularies, device=self.device)
+        for target, ids in zip(targets, local_to_union):
+            target["labels"] = ids[target["labels"]]
+        # Denoising content is built from embeddings without templates, as in training.
+        text_embeddings = self.text_encoder(union, use_templates=False)
+        pixel = self.pixel_decoder(self.backbone(images.tensor), padding_mask)
+        prompts = build_denoising_queries(
+            targets, text_embeddings, text_valid, num_matching_queries=self.decoder.num_queries,
+            dn_query_budget=max(max(len(t["labels"]) for t in targets), 1), label_noise_ratio=0.0,
+            box_noise_scale=0.0,
+        )
+        if prompts is None:  # no box in the whole batch
+            return [self._box_prompt_results(x, images, i, None, None, None) for i, x in enumerate(batched_inputs)]
+        outputs = self.decoder(pixel, text_embeddings, text_valid, prompts)["dn_outputs"]
+        return [
+            self._box_prompt_results(x, images, i, outputs["pred_logits"][i], outputs["pred_masks"][i],
+                                     targets[i]["labels"])
+            for i, x in enumerate(batched_inputs)
+        ]
+
+    def _box_prompt_targets(self, batched_inputs, images: ImageList, boxes, texts):
+        """Per image a denoising target ("labels" = local text ids (K,), "boxes" (K, 4) cxcywh
+        normalised by the original size, which equals the normalisation by the unpadded resized
+        size) and its vocabulary (distinct texts, first-seen order; a placeholder when K = 0)."""
+        targets, vocabularies = [], []
+        for index, (x, image_boxes, image_texts) in enumerate(zip(batched_inputs, boxes, texts)):
+            image_boxes = torch.as_tensor(image_boxes, dtype=torch.float32, device=self.device).reshape(-1, 4)
+            image_texts = check_vocabulary(image_texts, f"texts[{index}]")
+            if len(image_texts) != len(image_boxes):
+                raise ValueError(f"image {index}: {len(image_boxes)} boxes but {len(image_texts)} texts")
+            height, width = images.image_sizes[index]
+            height, width = x.get("height", height), x.get("width", width)
+            scale = image_boxes.new_tensor([width, height, width, height])
+            vocabulary = list(dict.fromkeys(image_texts)) or ["object"]
+            position = {text: i for i, text in enumerate(vocabulary)}
+            labels = torch.tensor([position[t] for t in image_texts], dtype=torch.int64, device=self.device)
+            targets.append({"labels": labels, "boxes": xyxy_to_cxcywh(image_boxes / scale).clamp(0.0, 1.0)})
+            vocabularies.append(vocabulary)
+        return targets, vocabularies
+
+    def _box_prompt_results(self, x: Dict, images: ImageList, index: int, logits: Optional[Tensor],
+                            mask_logits: Optional[Tensor], labels: Optional[Tensor]) -> Dict[str, Tensor]:
+        """The first K prompt queries of one image -> masks, scores, mask_probs at the original size."""
+        image_size = tuple(images.image_sizes[index])
+        output_size = (x.get("height", image_size[0]), x.get("width", image_size[1]))
+        num = 0 if labels is None else len(labels)
+        if num == 0:
+            return {"masks": torch.zeros(0, *output_size, dtype=torch.bool, device=self.device),
+                    "scores": torch.zeros(0, device=self.device),
+                    "mask_probs": torch.zeros(0, *output_size, device=self.device)}
+        resize = post.ResizeSpec(tuple(images.tensor.shape[-2:]), image_size, output_size)
+        probs = resize.resize(mask_logits[:num]).sigmoid()
+        masks = probs > 0.5
+        class_probs = logits[torch.arange(num, device=labels.device), labels].sigmoid()
+        inside = (probs * masks).flatten(1).sum(1) / masks.flatten(1).sum(1).clamp(min=1)
+        return {"masks": masks, "scores": class_probs * inside, "mask_probs": probs}
 
     def preprocess_images(self, batched_inputs: List[Dict]) -> Tuple[ImageList, Tensor]:
         """Normalise and pad -> ImageList and its (B, Hpad, Wpad) bool padding mask (True = pad)."""

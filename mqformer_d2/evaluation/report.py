@@ -1,0 +1,99 @@
+"""Reading results back: metric lookup in detectron2's nested results, the synthetic benchmark's
+summary table, and curves from metrics.json (used by tools/train_shapes.py and tools/query_ablation.py)."""
+import json
+import math
+from typing import Dict, List, Optional, Sequence, Tuple
+
+# (label, dataset, task, metric, target, higher is better) of the main job's table. A task of
+# None reads a suite summary (results[dataset][metric]).
+SHAPES_TABLE: List[Tuple[str, str, Optional[str], str, Optional[float], bool]] = [
+    ("instance mask AP", "mqformer_shapes_val_instance", "segm", "AP", 40.0, True),
+    ("semantic mIoU", "mqformer_shapes_val_semantic", "sem_seg", "mIoU", 70.0, True),
+    ("panoptic PQ", "mqformer_shapes_val_panoptic", "panoptic_seg", "PQ", 40.0, True),
+    ("referring cIoU", "mqformer_shapes_val_referring", "referring", "cIoU", None, True),
+    ("referring mIoU", "mqformer_shapes_val_referring", "referring", "mIoU", 50.0, True),
+    ("foreground MAE", "mqformer_shapes_val_foreground", "foreground", "MAE", None, False),
+    ("foreground max F", "mqformer_shapes_val_foreground", "foreground", "maxF", None, True),
+    ("open-vocab suite mean mask AP", "mqformer_shapes_seginw", None, "mean_segm_AP", 30.0, True),
+]
+FRACTION_METRICS = ("MAE", "maxF")  # in [0, 1]; everything else is in percent
+
+
+def find_metric(results: Dict, dataset: str, task: Optional[str], metric: str) -> Optional[float]:
+    """results[dataset][task][metric] (or results[dataset][metric] when task is None); None when
+    absent or NaN."""
+    entry = results.get(dataset, {})
+    if task is not None:
+        entry = entry.get(task, {}) if isinstance(entry, dict) else {}
+    value = entry.get(metric) if isinstance(entry, dict) else None
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return float(value)
+
+
+def format_metric(metric: str, value: Optional[float]) -> str:
+    if value is None:
+        return "missing"
+    return f"{value:.3f}" if metric in FRACTION_METRICS else f"{value:.1f}"
+
+
+def shapes_summary_table(results: Dict) -> str:
+    """The main job's table (markdown) with the targets of the issue that set them."""
+    lines = ["| metric | value | target |", "|---|---|---|"]
+    for label, dataset, task, metric, target, higher in SHAPES_TABLE:
+        goal = "-" if target is None else f"{'>=' if higher else '<='} {target:g}"
+        lines.append(f"| {label} | {format_metric(metric, find_metric(results, dataset, task, metric))} | {goal} |")
+    return "\n".join(lines)
+
+
+def stuff_miou(results: Dict, dataset: str, stuff_classes: Sequence[str]) -> Optional[float]:
+    """Mean of SemSegEvaluator's per-class "IoU-<class>" over the stuff classes."""
+    values = [find_metric(results, dataset, "sem_seg", f"IoU-{name}") for name in stuff_classes]
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def read_metrics(path: str) -> List[dict]:
+    """detectron2's metrics.json: one JSON object per line."""
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def metric_series(metrics: List[dict], key: str) -> List[Tuple[int, float]]:
+    """(iteration, value) pairs of one key of metrics.json."""
+    return [(m["iteration"], m[key]) for m in metrics if key in m]
+
+
+def shapes_validation_keys() -> List[Tuple[str, str]]:
+    """(label, metrics.json key) of the main job's validation metrics, as detectron2 flattens them."""
+    return [(label, f"{dataset}/{task}/{metric}" if task else f"{dataset}/{metric}")
+            for label, dataset, task, metric, _, _ in SHAPES_TABLE]
+
+
+def plot_training_curves(runs: Dict[str, List[dict]], path: str,
+                         losses: Sequence[str] = ("total_loss", "loss_ce", "loss_mask", "loss_dice")) -> None:
+    """One PNG: loss terms (left) and the main job's validation metrics (right) over iterations,
+    for one or several runs (`runs`: name -> metrics.json records)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(14, 5))
+    for run, metrics in runs.items():
+        prefix = f"{run}: " if len(runs) > 1 else ""
+        for name in losses:
+            points = metric_series(metrics, name)
+            if points:
+                left.plot(*zip(*points), label=prefix + name, linewidth=1)
+        for label, key in shapes_validation_keys():
+            points = metric_series(metrics, key)
+            if points:
+                right.plot(*zip(*points), marker="o", label=prefix + label)
+    left.set(xlabel="iteration", ylabel="loss", yscale="log", title="training losses (final layer)")
+    right.set(xlabel="iteration", ylabel="metric (%; MAE and max F in [0, 1])", title="validation")
+    left.legend(fontsize=7)
+    right.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

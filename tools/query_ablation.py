@@ -1,0 +1,140 @@
+"""Query ablation (the paper's Table 2 and Section 4.1) on the built-in synthetic benchmark.
+
+Trains learnable-only, conditional-only and mixed queries (configs/ablation/*.yaml: the main job's
+model, data and schedule, 30 queries in total each) and reports for each: thing (instance) mask AP,
+stuff mIoU, PQ, referring mIoU, open-vocabulary suite mean AP, and which query type won the
+Hungarian matching of the validation set's thing and stuff targets (shares in %).
+
+    .venv/bin/python tools/query_ablation.py [--variants learnable_only conditional_only mixed]
+        [--output-dir DIR] [KEY VALUE ...]
+
+Writes DIR/ablation.md (the table), DIR/ablation.json and DIR/ablation_curves.png (losses and
+validation metrics of the three runs); each run's own folder is DIR/<variant>/.
+"""
+import argparse
+import json
+import logging
+import os
+import random
+import sys
+import time
+from typing import Dict, List
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VARIANTS = ("learnable_only", "conditional_only", "mixed")
+MATCHING_DATASET = "mqformer_shapes_val"  # things (with boxes) and stuff (without) in one split
+logger = logging.getLogger("query_ablation")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--output-dir", default=None, help="default: output/query_ablation/run_<time>")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for every variant")
+    return parser.parse_args(argv)
+
+
+def train_variant(variant: str, output_dir: str, opts: List[str]) -> Dict:
+    """Train and evaluate one variant with the engine of train_net.py; returns its results."""
+    from mqformer_d2.engine import argument_parser
+    from mqformer_d2.engine import main as engine_main
+
+    config = os.path.join(ROOT, "configs", "ablation", f"{variant}.yaml")
+    args = argument_parser().parse_args(["--config-file", config, "--cpu", *opts, "OUTPUT_DIR", output_dir])
+    return engine_main(args) or {}
+
+
+def query_type_shares(output_dir: str, batch_size: int = 8) -> Dict[str, float]:
+    """Which query type won the final layer's matching of MATCHING_DATASET's targets, in %."""
+    import torch
+    from detectron2.data import DatasetCatalog
+    from detectron2.modeling import build_model
+
+    from mqformer_d2.data import UnifiedDatasetMapper
+    from mqformer_d2.engine import build_config
+    from mqformer_d2.modeling import MQFormerCheckpointer
+
+    cfg = build_config(os.path.join(output_dir, "config.yaml"), cpu=True)
+    model = build_model(cfg)
+    MQFormerCheckpointer(model).load(os.path.join(output_dir, "model_final.pth"))
+    model.eval()
+    # Training-style targets at the original size, with every class name in the vocabulary.
+    mapper = UnifiedDatasetMapper(True, augmentations=[], image_format=cfg.INPUT.FORMAT,
+                                  num_negative_texts=1000, rng=random.Random(0))
+    records = [dict(r, dataset_name=MATCHING_DATASET) for r in DatasetCatalog.get(MATCHING_DATASET)]
+    counts = torch.zeros(2, 2, dtype=torch.int64)  # [thing, stuff] x [learnable, conditional]
+    for start in range(0, len(records), batch_size):
+        batch = [mapper(r) for r in records[start: start + batch_size]]
+        for match in model.match_queries(batch):
+            is_stuff = (~match["has_box"]).long().cpu()
+            counts.index_put_((is_stuff, match["query_type"].long().cpu()), torch.ones_like(is_stuff), accumulate=True)
+    things, stuff = counts.sum(1).clamp_min(1).tolist()
+    return {
+        "things_by_conditional_%": 100.0 * counts[0, 1].item() / things,
+        "things_by_learnable_%": 100.0 * counts[0, 0].item() / things,
+        "stuff_by_learnable_%": 100.0 * counts[1, 0].item() / stuff,
+        "stuff_by_conditional_%": 100.0 * counts[1, 1].item() / stuff,
+        "matched_things": counts[0].sum().item(),
+        "matched_stuff": counts[1].sum().item(),
+    }
+
+
+def variant_row(results: Dict, shares: Dict[str, float]) -> Dict[str, float]:
+    """The ablation's columns for one variant."""
+    from mqformer_d2.data.shapes.vocabulary import STUFF_CLASSES
+    from mqformer_d2.evaluation.report import find_metric, stuff_miou
+
+    return {
+        "thing AP": find_metric(results, "mqformer_shapes_val_instance", "segm", "AP"),
+        "stuff mIoU": stuff_miou(results, "mqformer_shapes_val_semantic", STUFF_CLASSES),
+        "PQ": find_metric(results, "mqformer_shapes_val_panoptic", "panoptic_seg", "PQ"),
+        "referring mIoU": find_metric(results, "mqformer_shapes_val_referring", "referring", "mIoU"),
+        "open-vocab mean AP": find_metric(results, "mqformer_shapes_seginw", None, "mean_segm_AP"),
+        "things won by conditional (%)": shares["things_by_conditional_%"],
+        "stuff won by learnable (%)": shares["stuff_by_learnable_%"],
+    }
+
+
+def ablation_table(rows: Dict[str, Dict[str, float]]) -> str:
+    columns = list(next(iter(rows.values())))
+    lines = ["| queries | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for variant, row in rows.items():
+        cells = ["-" if row[c] is None else f"{row[c]:.1f}" for c in columns]
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    output_dir = args.output_dir or os.path.join(ROOT, "output", "query_ablation", time.strftime("run_%Y%m%d_%H%M%S"))
+    if os.path.isdir(output_dir) and os.listdir(output_dir):
+        raise FileExistsError(f"--output-dir {output_dir} already holds files; choose a new folder")
+    os.makedirs(output_dir, exist_ok=True)
+    from detectron2.utils.logger import setup_logger
+
+    from mqformer_d2.evaluation.report import plot_training_curves, read_metrics
+
+    setup_logger(output_dir, name="query_ablation")
+    rows, curves, everything = {}, {}, {}
+    for variant in args.variants:
+        run_dir = os.path.join(output_dir, variant)
+        start = time.perf_counter()
+        results = train_variant(variant, run_dir, list(args.opts))
+        shares = query_type_shares(run_dir)
+        logger.info("%s: %.1f min; matched-query shares %s", variant, (time.perf_counter() - start) / 60, shares)
+        rows[variant] = variant_row(results, shares)
+        curves[variant] = read_metrics(os.path.join(run_dir, "metrics.json"))
+        everything[variant] = {"results": results, "shares": shares}
+    table = ablation_table(rows)
+    logger.info("query ablation:\n%s", table)
+    with open(os.path.join(output_dir, "ablation.md"), "w") as f:
+        f.write(table + "\n")
+    with open(os.path.join(output_dir, "ablation.json"), "w") as f:
+        json.dump(everything, f, indent=2, sort_keys=True)
+    plot_training_curves(curves, os.path.join(output_dir, "ablation_curves.png"), losses=("total_loss",))
+    logger.info("ablation.md, ablation.json and ablation_curves.png are in %s", output_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
