@@ -1,0 +1,79 @@
+"""Reading results back (mqformer_d2.evaluation.report) and the main job's output-folder rule."""
+import importlib.util
+import json
+import math
+import os
+
+import pytest
+
+from mqformer_d2.evaluation.report import (
+    find_metric,
+    plot_training_curves,
+    read_metrics,
+    shapes_summary_table,
+    stuff_miou,
+)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = {
+    "mqformer_shapes_val_instance": {"segm": {"AP": 41.25}},
+    "mqformer_shapes_val_semantic": {"sem_seg": {"mIoU": 70.0, "IoU-sky": 90.0, "IoU-grass": 80.0, "IoU-circle": 10.0}},
+    "mqformer_shapes_val_foreground": {"foreground": {"MAE": 0.0312, "maxF": float("nan")}},
+    "mqformer_shapes_seginw": {"mean_segm_AP": 33.3},
+}
+
+
+def load_tool(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_find_metric_reads_nested_and_suite_results():
+    assert find_metric(RESULTS, "mqformer_shapes_val_instance", "segm", "AP") == 41.25
+    assert find_metric(RESULTS, "mqformer_shapes_seginw", None, "mean_segm_AP") == 33.3
+    assert find_metric(RESULTS, "mqformer_shapes_val_foreground", "foreground", "maxF") is None  # NaN
+    assert find_metric(RESULTS, "absent", "segm", "AP") is None
+
+
+def test_summary_table_shows_values_targets_and_missing_rows():
+    table = shapes_summary_table(RESULTS)
+    assert "| instance mask AP | 41.2 | >= 40 |" in table
+    assert "| foreground MAE | 0.031 | - |" in table
+    assert "| panoptic PQ | missing | >= 40 |" in table
+    assert "| open-vocab suite mean mask AP | 33.3 | >= 30 |" in table
+
+
+def test_stuff_miou_averages_only_the_stuff_classes():
+    assert math.isclose(stuff_miou(RESULTS, "mqformer_shapes_val_semantic", ["sky", "grass", "water"]), 85.0)
+    assert stuff_miou(RESULTS, "mqformer_shapes_val_instance", ["sky"]) is None
+
+
+def test_curves_png_from_metrics_json(tmp_path):
+    metrics_file = tmp_path / "metrics.json"
+    lines = [{"iteration": i, "total_loss": 10.0 / (i + 1), "loss_ce": 1.0} for i in range(0, 100, 20)]
+    lines.append({"iteration": 99, "mqformer_shapes_val_instance/segm/AP": 5.0})
+    metrics_file.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    records = read_metrics(str(metrics_file))
+    assert len(records) == 6
+    plot_training_curves({"a": records, "b": records}, str(tmp_path / "curves.png"))
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_main_job_never_reuses_a_folder_with_files(tmp_path):
+    train_shapes = load_tool("train_shapes")
+    empty = tmp_path / "empty"
+    assert train_shapes.fresh_output_dir(str(empty)) == str(empty) and empty.is_dir()
+    (empty / "model_final.pth").write_bytes(b"weights")
+    with pytest.raises(FileExistsError, match="already holds files"):
+        train_shapes.fresh_output_dir(str(empty))
+    assert (empty / "model_final.pth").read_bytes() == b"weights"
+
+
+def test_ablation_table_has_a_row_per_variant():
+    query_ablation = load_tool("query_ablation")
+    rows = {"learnable_only": {"thing AP": 1.0, "PQ": None}, "mixed": {"thing AP": 2.5, "PQ": 40.0}}
+    table = query_ablation.ablation_table(rows).splitlines()
+    assert table[0] == "| queries | thing AP | PQ |" and table[1] == "|---|---|---|"
+    assert table[2:] == ["| learnable_only | 1.0 | - |", "| mixed | 2.5 | 40.0 |"]
