@@ -82,3 +82,35 @@ def test_match_queries_reports_each_matched_targets_query_type(config, expected_
     if expected_types != {0, 1}:
         assert set(torch.cat([m["query_type"] for m in matches]).tolist()) == expected_types
     assert sorted(matches[0]["has_box"].tolist()) == [False, True, True]
+
+
+def test_stuff_split_and_vocabulary_follow_each_inputs_dataset():
+    model = build_model(tiny_cfg())
+    model.eval()
+    first, second = "test_per_dataset_a", "test_per_dataset_b"
+    MetadataCatalog.get(first).set(text_prompts=["road", "dog"], thing_dataset_id_to_contiguous_id={1: 0, 2: 1},
+                                   stuff_dataset_id_to_contiguous_id={})
+    MetadataCatalog.get(second).set(text_prompts=["road", "dog"], thing_dataset_id_to_contiguous_id={2: 1},
+                                    stuff_dataset_id_to_contiguous_id={1: 0})
+    model.test_dataset = first
+    try:
+        assert model._is_thing(["road", "dog"], model._dataset({"dataset_name": second})) == [False, True]
+        assert model._is_thing(["road", "dog"], model._dataset({})) == [True, True]
+        assert model._vocabulary({"dataset_name": second}, 0) == ["road", "dog"]
+    finally:
+        MetadataCatalog.remove(first)
+        MetadataCatalog.remove(second)
+
+
+def test_an_empty_batch_vocabulary_trains_and_predicts():
+    """E.g. a crop that removed every target of a dataset without class names (Visual Genome)."""
+    torch.manual_seed(0)
+    model = build_model(tiny_cfg())
+    batch = [dict(make_input(64, 64, 0), vocabulary=[])]
+    losses = _train_step(model, batch)
+    assert all(torch.isfinite(v) for v in losses.values())
+    model.eval()
+    with torch.no_grad():
+        image = {k: v for k, v in make_input(64, 64, 0).items() if k != "instances"}
+        output = model([dict(image, vocabulary=[], task="referring")])
+    assert output[0]["referring"]["masks"].shape == (0, 64, 64)

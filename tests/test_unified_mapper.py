@@ -98,6 +98,41 @@ def test_flip_swaps_left_and_right_and_mirrors_masks(datasets):
     torch.testing.assert_close(flipped["instances"].gt_masks.tensor, plain["instances"].gt_masks.tensor.flip(-1))
 
 
+def test_negatives_never_contradict_the_targets(datasets, tmp_path):
+    """A referring image gets no class-name negatives (its other objects are unannotated), and a
+    captioned object's class name is never a negative of its image."""
+    assert len(map_one(datasets["referring"])["vocabulary"]) == 1
+    name = f"test_mapper_captions_{uuid.uuid4().hex[:8]}"
+    record = DatasetCatalog.get(datasets["instance"])[0]
+    captioned = dict(record, annotations=[dict(record["annotations"][0], texts=["a small cup"])])
+    DatasetCatalog.register(name, lambda: [captioned])
+    MetadataCatalog.get(name).set(task="instance", text_prompts=PROMPTS)
+    try:
+        for seed in range(10):
+            vocabulary = map_one(name, seed=seed)["vocabulary"]
+            assert vocabulary[0] == "a small cup" and "cup" not in vocabulary and len(vocabulary) == 3
+    finally:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+
+
+def test_padded_label_maps_are_ignored_whatever_the_ignore_label(datasets, tmp_path):
+    """Padding writes 255 into label maps; with ignore_label 254 that must not become class 255."""
+    labels = np.full((HEIGHT, WIDTH), 1, np.uint8)
+    labels[:, WIDTH // 2:] = 254
+    cv2.imwrite(str(tmp_path / "labels.png"), labels)
+    name = f"test_mapper_pad_{uuid.uuid4().hex[:8]}"
+    record = dict(DatasetCatalog.get(datasets["semantic"])[0], sem_seg_file_name=str(tmp_path / "labels.png"))
+    DatasetCatalog.register(name, lambda: [record])
+    MetadataCatalog.get(name).set(task="semantic", text_prompts=PROMPTS, ignore_label=254)
+    try:
+        instances = map_one(name, [T.FixedSizeCrop(crop_size=(100, 120))])["instances"]
+    finally:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+    assert len(instances) == 1 and instances.gt_masks.tensor.sum() == HEIGHT * (WIDTH // 2)
+
+
 def test_captions_are_drawn_per_load(datasets):
     drawn = {map_one(datasets["referring"], seed=seed)["vocabulary"][0] for seed in range(20)}
     assert drawn == {"the cup left of the plate", "the small cup"}

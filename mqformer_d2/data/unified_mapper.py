@@ -17,6 +17,7 @@ from .targets import (
     count_horizontal_flips,
     semantic_targets,
     targets_to_instances,
+    transform_mask,
 )
 from .text_utils import build_vocabulary, choose_text, mirror_sentence
 
@@ -34,7 +35,8 @@ class UnifiedDatasetMapper:
     Training: targets come from `annotations`, or, for semantic dicts without annotations, one per
     class of `sem_seg_file_name`; free-form texts are drawn at random per load (synthetic captions)
     and have "left"/"right" swapped when the image was flipped; the vocabulary is the positive
-    texts plus sampled negative class names. Evaluation: the image is resized only; the vocabulary
+    texts plus sampled negative class names (never the class of one of the image's annotations;
+    none for referring images). Evaluation: the image is resized only; the vocabulary
     is the dataset's `text_prompts`, or for referring data every sentence of every annotation in
     order (with `sentence_annotation_index`), and the original `annotations` are kept for evaluators.
     """
@@ -96,26 +98,52 @@ class UnifiedDatasetMapper:
 
     def _add_training_targets(self, dataset_dict, metadata, transforms, aug_input):
         image_size = aug_input.image.shape[:2]
-        original_size = (dataset_dict["height"], dataset_dict["width"])
         prompts = list(metadata.get("text_prompts", []))
+        annotations = dataset_dict.pop("annotations", [])
         if aug_input.sem_seg is not None:
-            labels = aug_input.sem_seg.astype(np.int64)
-            targets = semantic_targets(labels, prompts, metadata.get("ignore_label", 255))
+            targets = self._semantic_targets(aug_input.sem_seg, transforms, dataset_dict, metadata, prompts)
         else:
-            targets = []
-            flipped = count_horizontal_flips(transforms) % 2 == 1
-            for annotation in dataset_dict.pop("annotations", []):
-                if annotation.get("iscrowd", 0):
-                    continue
-                text = choose_text(annotation, prompts, self.rng, dataset_dict["dataset_name"])
-                if flipped and annotation.get("texts"):
-                    text = mirror_sentence(text)
-                target = annotation_to_target(annotation, text, transforms, original_size, image_size)
-                if target is not None:
-                    targets.append(target)
-        vocabulary = build_vocabulary([t.text for t in targets], prompts, self.num_negative_texts, self.rng)
+            targets = self._annotation_targets(annotations, transforms, dataset_dict, prompts, image_size)
+        candidates = self._negative_candidates(annotations, prompts, metadata.task)
+        vocabulary = build_vocabulary([t.text for t in targets], candidates, self.num_negative_texts, self.rng)
         dataset_dict["vocabulary"] = vocabulary
         dataset_dict["instances"] = targets_to_instances(targets, vocabulary, image_size)
+
+    def _annotation_targets(self, annotations, transforms, dataset_dict, prompts, image_size):
+        original_size = (dataset_dict["height"], dataset_dict["width"])
+        flipped = count_horizontal_flips(transforms) % 2 == 1
+        targets = []
+        for annotation in annotations:
+            if annotation.get("iscrowd", 0):
+                continue
+            text = choose_text(annotation, prompts, self.rng, dataset_dict["dataset_name"])
+            if flipped and annotation.get("texts"):
+                text = mirror_sentence(text)
+            target = annotation_to_target(annotation, text, transforms, original_size, image_size)
+            if target is not None:
+                targets.append(target)
+        return targets
+
+    @staticmethod
+    def _semantic_targets(sem_seg, transforms, dataset_dict, metadata, prompts):
+        ignore_label = metadata.get("ignore_label", 255)
+        labels = sem_seg.astype(np.int64)
+        # Padding fills label maps with 255, a real class of large vocabularies (e.g. Pascal
+        # Context 459): mark the padded pixels as ignored whatever ignore_label is.
+        inside = transform_mask(np.ones((dataset_dict["height"], dataset_dict["width"]), np.uint8), transforms)
+        labels[~inside] = ignore_label
+        return semantic_targets(labels, prompts, ignore_label)
+
+    @staticmethod
+    def _negative_candidates(annotations, prompts, task):
+        """Class names that may be sampled as negatives: none for referring images (their
+        unannotated objects can be of any class), and never the class of one of the image's own
+        annotations (a free-form text may be its positive while its class name is also true)."""
+        if task == "referring":
+            return []
+        own = {prompts[a["category_id"]] for a in annotations
+               if a.get("category_id") is not None and 0 <= a["category_id"] < len(prompts)}
+        return [text for text in prompts if text not in own]
 
     @staticmethod
     def _add_eval_vocabulary(dataset_dict, metadata):

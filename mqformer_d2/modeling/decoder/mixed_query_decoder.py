@@ -147,6 +147,7 @@ class MixedQueryDecoder(nn.Module):
             predictions.append({"pred_logits": logits, "pred_boxes": anchors.sigmoid(), "pred_masks": masks})
         # Anchors are scaled into each level's padded frame for sampling (Deformable DETR).
         level_scale = torch.cat([pixel.valid_ratios, pixel.valid_ratios], -1)[:, None]  # (B, 1, L, 4)
+        previous = anchors  # the previous layer's refined boxes, not detached
         for layer in self.layers:
             boxes = anchors.sigmoid()
             query_pos = self.anchor_to_position(box_position_embedding(boxes, self.hidden_dim // 2))
@@ -157,10 +158,12 @@ class MixedQueryDecoder(nn.Module):
             logits, masks, deltas = self.heads.forward_prediction_heads(
                 queries, pixel.mask_features, text_embeddings
             )
-            refined = deltas + anchors
+            # DINO's "look forward twice": a layer's box prediction builds on the previous layer's
+            # undetached box, so its loss also refines that layer; the sampling anchors and query
+            # positions of the next layer use the detached box.
+            refined = deltas + previous
             predictions.append({"pred_logits": logits, "pred_boxes": refined.sigmoid(), "pred_masks": masks})
-            # Gradients of a layer's boxes stop at its input anchors (DINO's box refinement).
-            anchors = refined.detach()
+            previous, anchors = refined, refined.detach()
         return predictions
 
     @staticmethod

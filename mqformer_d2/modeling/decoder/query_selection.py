@@ -87,7 +87,10 @@ class ConditionalQuerySelector(nn.Module):
         normed = heads.norm(tokens)
         # (B, S): a token's score is its best logit over the image's own texts.
         logits = heads.classifier(normed, text_embeddings)
-        scores = logits.masked_fill(~text_valid[:, None, :], -math.inf).amax(-1)
+        if logits.shape[-1] == 0:  # no text in the batch (e.g. every target cropped away): no preference
+            scores = logits.new_zeros(logits.shape[:2])
+        else:
+            scores = logits.masked_fill(~text_valid[:, None, :], -math.inf).amax(-1)
         scores = scores.masked_fill(~usable, -math.inf)
         index = self._top_k(scores)
         selected_tokens = _gather(tokens, index)

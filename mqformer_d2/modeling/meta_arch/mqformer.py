@@ -287,6 +287,11 @@ class MQFormer(nn.Module):
             raise ValueError(f"input 'task' {task!r} is not one of {sorted(TASK_OUTPUTS)}")
         return task
 
+    def _dataset(self, x: Dict) -> str:
+        """The input's dataset (the loaders tag each input with its "dataset_name"), else
+        DATASETS.TEST[0]: its metadata gives the fallback vocabulary and the stuff classes."""
+        return x.get("dataset_name") or self.test_dataset
+
     def _vocabulary(self, x: Dict, index: int) -> List[str]:
         """The input's "vocabulary"; at inference falling back to set_vocabulary / config / metadata."""
         if "vocabulary" in x:
@@ -295,19 +300,20 @@ class MQFormer(nn.Module):
             raise ValueError(f"batched_inputs[{index}] lacks the key 'vocabulary' (needed for training)")
         if self.test_vocabulary is not None:
             return self.test_vocabulary
-        prompts = MetadataCatalog.get(self.test_dataset).get("text_prompts", None) if self.test_dataset else None
+        dataset = self._dataset(x)
+        prompts = MetadataCatalog.get(dataset).get("text_prompts", None) if dataset else None
         if not prompts:
             raise ValueError(
                 f"no vocabulary for batched_inputs[{index}]: give it a 'vocabulary', call "
                 "model.set_vocabulary([...]), set MODEL.MQFORMER.TEST.VOCABULARY, or register "
-                f"'text_prompts' in the metadata of DATASETS.TEST[0] ({self.test_dataset!r})"
+                f"'text_prompts' in the metadata of its dataset ({dataset!r}, from its 'dataset_name' "
+                "or DATASETS.TEST[0])"
             )
-        return check_vocabulary(prompts, f"MetadataCatalog.get({self.test_dataset!r}).text_prompts")
+        return check_vocabulary(prompts, f"MetadataCatalog.get({dataset!r}).text_prompts")
 
-    def _is_thing(self, vocabulary: Sequence[str]) -> List[bool]:
-        """Per text: a thing (segments kept apart) unless the test dataset's metadata makes it stuff."""
-        meta = MetadataCatalog.get(self.test_dataset) if self.test_dataset else None
-        stuff = stuff_prompts(meta)
+    def _is_thing(self, vocabulary: Sequence[str], dataset: str) -> List[bool]:
+        """Per text: a thing (segments kept apart) unless the dataset's metadata makes it stuff."""
+        stuff = stuff_prompts(MetadataCatalog.get(dataset) if dataset else None)
         return [text not in stuff for text in vocabulary]
 
     def postprocess(self, outputs: Dict, batched_inputs: List[Dict], images: ImageList,
@@ -322,12 +328,12 @@ class MQFormer(nn.Module):
             logits = outputs["pred_logits"][index][:, local_to_union[index]]
             results.append(self._image_outputs(
                 self._task(x), logits, outputs["pred_masks"][index], outputs["pred_boxes"][index],
-                vocabularies[index], resize,
+                vocabularies[index], resize, self._dataset(x),
             ))
         return results
 
     def _image_outputs(self, task: str, logits: Tensor, masks: Tensor, boxes: Tensor,
-                       vocabulary: List[str], resize: post.ResizeSpec) -> Dict:
+                       vocabulary: List[str], resize: post.ResizeSpec, dataset: str) -> Dict:
         result = {}
         wanted = TASK_OUTPUTS[task]
         if "instances" in wanted:
@@ -338,7 +344,7 @@ class MQFormer(nn.Module):
             result["sem_seg"] = post.semantic_inference(logits, masks, resize)
         if "panoptic_seg" in wanted:
             result["panoptic_seg"] = post.panoptic_inference(
-                logits, masks, resize, self._is_thing(vocabulary), self.object_mask_threshold,
+                logits, masks, resize, self._is_thing(vocabulary, dataset), self.object_mask_threshold,
                 self.overlap_threshold,
             )
         if "referring" in wanted:

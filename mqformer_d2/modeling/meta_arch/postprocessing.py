@@ -94,10 +94,12 @@ def panoptic_inference(logits: Tensor, mask_logits: Tensor, resize: ResizeSpec, 
     stuff_segment: Dict[int, int] = {}
     for k in range(len(scores)):
         label = int(labels[k])
-        original = probabilities[k] >= 0.5
-        region = (owner == k) & original
-        area, original_area = int(region.sum()), int(original.sum())
-        if area == 0 or original_area == 0 or area / original_area < overlap_threshold:
+        # Mask2Former's rule: keep a query when it owns (argmax) at least `overlap_threshold` of
+        # its own mask's area, and paint the pixels it both owns and covers.
+        owned, original = owner == k, probabilities[k] >= 0.5
+        region = owned & original
+        owned_area, original_area = int(owned.sum()), int(original.sum())
+        if original_area == 0 or not bool(region.any()) or owned_area / original_area < overlap_threshold:
             continue
         thing = bool(is_thing[label])
         if not thing and label in stuff_segment:
