@@ -72,28 +72,32 @@ def shapes_validation_keys() -> List[Tuple[str, str]]:
 
 def plot_training_curves(runs: Dict[str, List[dict]], path: str,
                          losses: Sequence[str] = ("total_loss", "loss_ce", "loss_mask", "loss_dice")) -> None:
-    """One PNG: loss terms (left) and the main job's validation metrics (right) over iterations,
-    for one or several runs (`runs`: name -> metrics.json records)."""
+    """One PNG of small panels: the loss terms, then each of the main job's validation metrics,
+    over iterations, with one line per run (`runs`: name -> metrics.json records)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (left, right) = plt.subplots(1, 2, figsize=(14, 5))
-    for run, metrics in runs.items():
-        prefix = f"{run}: " if len(runs) > 1 else ""
-        for name in losses:
-            points = metric_series(metrics, name)
-            if points:
-                left.plot(*zip(*points), label=prefix + name, linewidth=1)
-        for label, key in shapes_validation_keys():
-            points = metric_series(metrics, key)
-            if points:
-                right.plot(*zip(*points), marker="o", label=prefix + label)
-    left.set(xlabel="iteration", ylabel="loss", yscale="log", title="training losses (final layer)")
-    right.set(xlabel="iteration", ylabel="metric (%; MAE and max F in [0, 1])", title="validation")
-    left.legend(fontsize=7)
-    right.legend(fontsize=7)
+    panels = [("training losses (final layer)", [(name, name) for name in losses])]
+    panels += [(label, [(label, key)]) for label, key in shapes_validation_keys()]
+    columns = 3
+    rows = -(-len(panels) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.2 * rows), squeeze=False)
+    for axis, (title, series) in zip(axes.flat, panels):
+        for run, metrics in runs.items():
+            for name, key in series:
+                points = metric_series(metrics, key)
+                if points:
+                    label = run if len(series) == 1 else (name if len(runs) == 1 else f"{run}: {name}")
+                    axis.plot(*zip(*points), label=label, linewidth=1, marker="o" if len(points) < 10 else None)
+        axis.set(title=title, xlabel="iteration")
+        if len(series) > 1:
+            axis.set_yscale("log")
+        if axis.lines:
+            axis.legend(fontsize=7)
+    for axis in axes.flat[len(panels):]:
+        axis.set_visible(False)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    figure.savefig(path, dpi=90)
     plt.close(figure)
