@@ -9,13 +9,15 @@ Hungarian matching of the validation set's thing and stuff targets (shares in %)
         [--output-dir DIR] [KEY VALUE ...]
 
 Writes DIR/ablation.md (the table), DIR/ablation.json and DIR/ablation_curves.png (losses and
-validation metrics of the three runs); each run's own folder is DIR/<variant>/.
+validation metrics of the three runs); each run's own folder is DIR/<variant>/ (a main-job run:
+`tools/train_shapes.py` with that variant's config, in a process of its own).
 """
 import argparse
 import json
 import logging
 import os
 import random
+import subprocess
 import sys
 import time
 from typing import Dict, List
@@ -35,13 +37,14 @@ def parse_args(argv=None):
 
 
 def train_variant(variant: str, output_dir: str, opts: List[str]) -> Dict:
-    """Train and evaluate one variant with the engine of train_net.py; returns its results."""
-    from mqformer_d2.engine import argument_parser
-    from mqformer_d2.engine import main as engine_main
-
+    """Train and evaluate one variant with the main job's tool, in its own process (so that every
+    run has its own loggers and registries); returns its results.json."""
     config = os.path.join(ROOT, "configs", "ablation", f"{variant}.yaml")
-    args = argument_parser().parse_args(["--config-file", config, "--cpu", *opts, "OUTPUT_DIR", output_dir])
-    return engine_main(args) or {}
+    command = [sys.executable, os.path.join(ROOT, "tools", "train_shapes.py"), "--config-file", config,
+               "--output-dir", output_dir, *opts]
+    subprocess.run(command, check=True)
+    with open(os.path.join(output_dir, "results.json")) as f:
+        return json.load(f)
 
 
 def query_type_shares(output_dir: str, batch_size: int = 8) -> Dict[str, float]:
