@@ -105,17 +105,22 @@ def test_reference_hand_computed_values():
     torch.testing.assert_close(output.flatten(), torch.tensor([1.0, 4.0, 2.5, 0.5]))
 
 
-def test_reference_gradcheck_float64():
+@pytest.mark.parametrize("op", [
+    ms_deform_attn_pytorch,
+    # The compiled gradient formulas are the ones the CUDA kernels run.
+    pytest.param(ms_deform_attn_compiled, marks=requires_extension),
+], ids=["reference", "compiled"])
+def test_gradcheck_float64(op):
     value, spatial_shapes, start_index, locations, weights = random_problem(
         [(4, 5), (2, 3)], n=1, queries=3, heads=2, dim=3, points=2, spread=(-0.1, 1.1),
         dtype=torch.float64,
     )
     inputs = [t.requires_grad_() for t in (value, locations, weights)]
 
-    def op(v, loc, w):
-        return ms_deform_attn_pytorch(v, spatial_shapes, start_index, loc, w)
+    def function(v, loc, w):
+        return op(v, spatial_shapes, start_index, loc, w)
 
-    assert torch.autograd.gradcheck(op, inputs, eps=1e-6, atol=1e-5)
+    assert torch.autograd.gradcheck(function, inputs, eps=1e-6, atol=1e-5)
 
 
 def test_dispatch_uses_reference_on_cpu():
@@ -150,21 +155,6 @@ def test_compiled_op_rejects_bad_inputs_clearly():
         msda._C.ms_deform_attn_forward(value, spatial_shapes, start_index, locations.double(), weights, 64)
     with pytest.raises(RuntimeError, match="attention_weights .* must match"):
         msda._C.ms_deform_attn_forward(value, spatial_shapes, start_index, locations, weights[..., :1].contiguous(), 64)
-
-
-@requires_extension
-def test_compiled_cpu_gradcheck_float64():
-    """The compiled gradient formulas (shared by the CUDA kernels) against finite differences."""
-    value, spatial_shapes, start_index, locations, weights = random_problem(
-        [(4, 5), (2, 3)], n=1, queries=3, heads=2, dim=3, points=2, spread=(-0.1, 1.1),
-        dtype=torch.float64,
-    )
-    inputs = [t.requires_grad_() for t in (value, locations, weights)]
-
-    def op(v, loc, w):
-        return ms_deform_attn_compiled(v, spatial_shapes, start_index, loc, w)
-
-    assert torch.autograd.gradcheck(op, inputs, eps=1e-6, atol=1e-5)
 
 
 def _module_inputs(reference_dim, n=2, queries=5, d_model=16, seed=0):
