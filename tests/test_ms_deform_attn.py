@@ -1,8 +1,6 @@
 """Multi-scale deformable attention: the PyTorch reference, the module, dispatch, and the compiled
 op against the reference: its CPU loops wherever it is built (CI builds it with FORCE_CUDA=1), and
 its CUDA kernels, which run the same per-element code, on a GPU."""
-import logging
-
 import pytest
 import torch
 
@@ -135,9 +133,14 @@ class _FakeCudaTensor:
 def test_missing_extension_warns_once_and_falls_back(monkeypatch, caplog):
     monkeypatch.setattr(msda, "_C", None)
     monkeypatch.setattr(msda, "_warned_missing_extension", False)
-    with caplog.at_level(logging.WARNING, logger=msda.__name__):
+    # Listen on the module's logger itself: training set-up (detectron2's setup_logger) stops the
+    # package's loggers from propagating to the root logger, where caplog listens by default.
+    msda.logger.addHandler(caplog.handler)
+    try:
         assert msda._use_extension(_FakeCudaTensor()) is False
         assert msda._use_extension(_FakeCudaTensor()) is False
+    finally:
+        msda.logger.removeHandler(caplog.handler)
     assert sum("not built" in record.getMessage() for record in caplog.records) == 1
 
 
