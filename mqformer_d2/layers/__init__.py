@@ -1,4 +1,5 @@
 """Building blocks shared by the model's components."""
+from .feed_forward import ResidualFeedForward
 from .ms_deform_attn import (
     MSDeformAttn,
     extension_available,
@@ -8,6 +9,7 @@ from .ms_deform_attn import (
 )
 
 __all__ = [
+    "ResidualFeedForward",
     "MSDeformAttn",
     "extension_available",
     "ms_deform_attn_compiled",

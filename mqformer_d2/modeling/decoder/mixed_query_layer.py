@@ -5,7 +5,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from mqformer_d2.layers import MSDeformAttn
+from mqformer_d2.layers import MSDeformAttn, ResidualFeedForward
 
 
 class ResidualAttention(nn.Module):
@@ -52,12 +52,7 @@ class MixedQueryDecoderLayer(nn.Module):
         self.cross_attention = MSDeformAttn(dim, num_levels, num_heads, num_points)
         self.cross_dropout = nn.Dropout(dropout)
         self.cross_norm = nn.LayerNorm(dim)
-        self.ffn = nn.Sequential(
-            nn.Linear(dim, dim_feedforward), nn.ReLU(inplace=True), nn.Dropout(dropout),
-            nn.Linear(dim_feedforward, dim),
-        )
-        self.ffn_dropout = nn.Dropout(dropout)
-        self.ffn_norm = nn.LayerNorm(dim)
+        self.ffn = ResidualFeedForward(dim, dim_feedforward, dropout)
 
     def fuse_query_sets(self, queries: Tensor, query_pos: Tensor, num_prefix: int) -> Tensor:
         """Dual-query cross-attention; (B, N_prefix + N_l + N_c, C) -> same shape."""
@@ -89,5 +84,5 @@ class MixedQueryDecoderLayer(nn.Module):
             queries + query_pos, reference_boxes, memory, spatial_shapes, level_start_index, memory_padding_mask
         )
         queries = self.cross_norm(queries + self.cross_dropout(attended))
-        return self.ffn_norm(queries + self.ffn_dropout(self.ffn(queries)))
+        return self.ffn(queries)
 

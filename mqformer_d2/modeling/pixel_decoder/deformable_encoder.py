@@ -4,7 +4,7 @@ from typing import List
 import torch
 from torch import Tensor, nn
 
-from mqformer_d2.layers import MSDeformAttn
+from mqformer_d2.layers import MSDeformAttn, ResidualFeedForward
 
 
 class DeformableEncoderLayer(nn.Module):
@@ -16,12 +16,7 @@ class DeformableEncoderLayer(nn.Module):
         self.self_attn = MSDeformAttn(dim, num_levels, num_heads, num_points)
         self.dropout1 = nn.Dropout(dropout)
         self.norm1 = nn.LayerNorm(dim)
-        self.ffn = nn.Sequential(
-            nn.Linear(dim, dim_feedforward), nn.ReLU(inplace=True), nn.Dropout(dropout),
-            nn.Linear(dim_feedforward, dim),
-        )
-        self.dropout2 = nn.Dropout(dropout)
-        self.norm2 = nn.LayerNorm(dim)
+        self.ffn = ResidualFeedForward(dim, dim_feedforward, dropout)
 
     def forward(self, tokens: Tensor, pos: Tensor, reference_points: Tensor, spatial_shapes: Tensor,
                 level_start_index: Tensor, padding_mask: Tensor) -> Tensor:
@@ -30,7 +25,7 @@ class DeformableEncoderLayer(nn.Module):
             tokens + pos, reference_points, tokens, spatial_shapes, level_start_index, padding_mask
         )
         tokens = self.norm1(tokens + self.dropout1(attended))
-        return self.norm2(tokens + self.dropout2(self.ffn(tokens)))
+        return self.ffn(tokens)
 
 
 class DeformableEncoder(nn.Module):
