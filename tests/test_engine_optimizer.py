@@ -1,4 +1,6 @@
 """The optimizer: parameter groups (backbone LR, no decay on norms / embeddings), clipping, checks."""
+import copy
+
 import pytest
 import torch
 from detectron2.modeling import build_model
@@ -59,6 +61,25 @@ def test_optimizer_types():
         build_optimizer(config("SOLVER.OPTIMIZER", "LAMB"), small)
     with pytest.raises(ValueError, match="CLIP_TYPE"):
         build_optimizer(config("SOLVER.CLIP_GRADIENTS.ENABLED", True, "SOLVER.CLIP_GRADIENTS.CLIP_TYPE", "all"), small)
+
+
+def test_cpu_parameters_get_the_multi_tensor_update_with_the_same_result():
+    """foreach (chosen by torch only for CUDA) is asked for explicitly; it must not change the step."""
+    torch.manual_seed(0)
+    small = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4))
+    reference = copy.deepcopy(small)
+    optimizer = build_optimizer(config(), small)
+    assert optimizer.defaults["foreach"] is True
+    plain = torch.optim.AdamW(reference.parameters(), lr=optimizer.defaults["lr"], weight_decay=0.0, foreach=False)
+    for group in optimizer.param_groups:
+        group["weight_decay"] = 0.0
+    for model in (small, reference):
+        for p in model.parameters():
+            p.grad = torch.ones_like(p)
+    optimizer.step()
+    plain.step()
+    for p, q in zip(small.parameters(), reference.parameters()):
+        torch.testing.assert_close(p, q)
 
 
 def gradient_norms_after_step(clip_type, max_norm=1.0):
