@@ -4,7 +4,7 @@ SETUP_STAMP := .venv/.mqformer-setup-stamp
 SETUP_INPUTS := scripts/setup_env.sh scripts/repack_detectron2.sh requirements/constraints.txt \
                 requirements/runtime.txt setup.py pyproject.toml
 
-.PHONY: setup train test cuda benchmark ablation
+.PHONY: setup train test cuda benchmark ablation synthetic-data
 
 setup: $(SETUP_STAMP)
 
@@ -21,6 +21,11 @@ train: setup
 # The paper's query ablation (learnable-only / conditional-only / mixed) on the same benchmark.
 ablation: setup
 	$(PYTHON) tools/query_ablation.py
+
+# The synthetic data engine's check (issue 7): hide the masks of half the training images, synthesize
+# them from their boxes, and compare training without / with synthetic / with real masks and captions.
+synthetic-data: setup
+	$(PYTHON) tools/synthetic_data_experiment.py
 
 test: setup
 	$(PYTHON) -m pytest -q
