@@ -44,4 +44,5 @@ def test_build_model(path):
     assert len(model.pixel_decoder.encoder.layers) == cfg.MODEL.MQFORMER.PIXEL_DECODER.NUM_LAYERS
     shapes = model.backbone.output_shape()
     assert [shapes[n].stride for n in ("res2", "res3", "res4", "res5")] == [4, 8, 16, 32]
-    assert model.pixel_decoder.num_levels == 4
+    pixel = cfg.MODEL.MQFORMER.PIXEL_DECODER
+    assert model.pixel_decoder.num_levels == len(pixel.IN_FEATURES) + pixel.NUM_EXTRA_LEVELS >= 4
