@@ -158,20 +158,21 @@ class MQFormer(nn.Module):
         return self.criterion(outputs, targets)
 
     @torch.no_grad()
-    def match_queries(self, batched_inputs: List[Dict]) -> List[Dict[str, Tensor]]:
-        """The final decoder layer's Hungarian assignment for labelled inputs, without denoising
-        queries: which query (and of which type) wins each target. Used by the query ablation to
-        measure how often learnable vs conditional queries predict thing vs stuff segments.
+    def final_layer_matching(self, batched_inputs: List[Dict]) -> Tuple[List[Dict], List[Dict], List[Tuple]]:
+        """The final decoder layer's predictions for labelled inputs (no denoising queries) and its
+        Hungarian assignment to their targets, as the training matcher makes it.
 
         Args:
             batched_inputs: as in training ("image", "vocabulary", "instances").
 
         Returns:
-            per image: "query_type" (M,) int64 (0 learnable, 1 conditional) and "has_box" (M,) bool
-            (False for stuff targets) of its M matched targets.
+            three lists over the B images: the final layer's "pred_logits" (Q, T) (texts outside the
+            image's vocabulary at -inf), "pred_masks" (Q, Hm, Wm) and "pred_boxes" (Q, 4);
+            the targets (`instances_to_targets`: "labels" (K,) into the same T texts, "masks",
+            "has_box", ...); the matcher's (query index, target index) pairs.
         """
         if self.criterion is None:
-            raise RuntimeError("match_queries needs the model's criterion (its matcher)")
+            raise RuntimeError("final_layer_matching needs the model's criterion (its matcher)")
         images, padding_mask = self.preprocess_images(batched_inputs)
         vocabularies = [self._vocabulary(x, index) for index, x in enumerate(batched_inputs)]
         texts, text_valid, local_to_union = union_vocabulary(vocabularies, device=self.device)
@@ -179,11 +180,25 @@ class MQFormer(nn.Module):
         outputs = self.decoder(pixel, self.text_encoder(texts, use_templates=False), text_valid)
         instances = [x["instances"].to(self.device) for x in batched_inputs]
         targets = instances_to_targets(instances, local_to_union, tuple(images.tensor.shape[-2:]))
-        matches = []
-        for (query_index, target_index), target in zip(self.criterion.matcher(outputs, targets), targets):
-            matches.append({"query_type": outputs["query_types"][query_index.to(self.device)],
-                            "has_box": target["has_box"][target_index.to(self.device)]})
-        return matches
+        logits = outputs["pred_logits"].masked_fill(~text_valid[:, None, :], float("-inf"))
+        per_image = [{"pred_logits": logits[b], "pred_masks": outputs["pred_masks"][b],
+                      "pred_boxes": outputs["pred_boxes"][b], "query_types": outputs["query_types"]}
+                     for b in range(len(batched_inputs))]
+        return per_image, targets, self.criterion.matcher(outputs, targets)
+
+    def match_queries(self, batched_inputs: List[Dict]) -> List[Dict[str, Tensor]]:
+        """Which query (and of which type) wins each target in the final decoder layer's matching.
+        Used by the query ablation to measure how often learnable vs conditional queries predict
+        thing vs stuff segments.
+
+        Returns:
+            per image: "query_type" (M,) int64 (0 learnable, 1 conditional) and "has_box" (M,) bool
+            (False for stuff targets) of its M matched targets.
+        """
+        outputs, targets, indices = self.final_layer_matching(batched_inputs)
+        return [{"query_type": output["query_types"][query_index.to(self.device)],
+                 "has_box": target["has_box"][target_index.to(self.device)]}
+                for output, target, (query_index, target_index) in zip(outputs, targets, indices)]
 
     @torch.no_grad()
     def predict_masks_for_boxes(self, batched_inputs: List[Dict], boxes: Sequence[Tensor],

@@ -1,0 +1,51 @@
+"""tools/thing_error_analysis.py: mask IoUs and the shares of found / named things, on a tiny model."""
+import importlib.util
+import os
+
+import pytest
+import torch
+from detectron2.data import DatasetCatalog
+from detectron2.modeling import build_model
+from engine_fixtures import ROOT, TINY_CONFIG, TINY_OPTIONS, tiny_shapes_benchmark
+
+from mqformer_d2.engine import build_config
+
+torch.set_num_threads(1)
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location("thing_error_analysis",
+                                                  os.path.join(ROOT, "tools", "thing_error_analysis.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_mask_ious_at_the_logits_resolution():
+    tool = load_tool()
+    logits = torch.full((2, 4, 4), -10.0)
+    logits[0, :2, :2] = 10.0  # top-left quarter
+    logits[1, :, :2] = 10.0  # left half
+    target = torch.zeros(1, 8, 8, dtype=torch.bool)
+    target[0, :4, :4] = True  # top-left quarter at twice the resolution
+    ious = tool.mask_ious(logits, target)
+    assert ious.shape == (2, 1)
+    torch.testing.assert_close(ious[:, 0], torch.tensor([1.0, 0.5]))
+
+
+def test_shares_are_consistent_on_a_tiny_model(tmp_path):
+    tool = load_tool()
+    torch.manual_seed(0)
+    cfg = build_config(TINY_CONFIG, TINY_OPTIONS)
+    model = build_model(cfg).eval()
+    with tiny_shapes_benchmark(str(tmp_path)):
+        name = "mqformer_shapes_val"
+        records = [dict(r, dataset_name=name) for r in DatasetCatalog.get(name)]
+        shares = tool.analyse(model, records, batch_size=2, image_format=cfg.INPUT.FORMAT)
+    things = sum(1 for r in records for a in r["annotations"] if a.get("has_box", True))
+    assert shares["things"] == things > 0  # every thing target is matched (more queries than targets)
+    assert all(0.0 <= shares[s] <= 100.0 for s in tool.SHARES)
+    assert shares["matched_mask_ok"] <= shares["localised"]
+    assert shares["matched_both_ok"] <= min(shares["matched_mask_ok"], shares["matched_class_ok"])
+    with pytest.raises(SystemExit):
+        tool.parse_args([])  # --run-dir is required

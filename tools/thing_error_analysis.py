@@ -1,0 +1,100 @@
+#!/usr/bin/env python
+"""Where do thing predictions fail: finding the object, or naming it? (main job diagnostics)
+
+For every thing target (an annotation with a box) of a labelled dataset, the trained model's final
+decoder layer is matched to the targets with the training matcher (as in training, with the whole
+class list in every image's vocabulary), and four shares are reported, in %:
+
+* ``localised``: some query's mask has IoU >= 0.5 with the target (class ignored);
+* ``matched_mask_ok``: the query matched to it has mask IoU >= 0.5;
+* ``matched_class_ok``: the matched query's highest-scoring text is the target's class;
+* ``matched_both_ok``: both, i.e. what a true positive at IoU 0.5 needs.
+
+Mask IoUs are computed at the mask head's resolution (stride 4), thresholded at probability 0.5.
+
+    .venv/bin/python tools/thing_error_analysis.py --run-dir output/shapes/run_<time> \\
+        [--dataset mqformer_shapes_val] [--max-images 200]
+"""
+import argparse
+import json
+import random
+import sys
+from typing import Dict, List
+
+import torch
+import torch.nn.functional as F
+from detectron2.data import DatasetCatalog
+from detectron2.modeling import build_model
+
+import mqformer_d2  # noqa: F401  (registers the model and the datasets)
+from mqformer_d2.data import UnifiedDatasetMapper
+from mqformer_d2.engine import build_config
+from mqformer_d2.modeling import MQFormerCheckpointer
+
+SHARES = ("localised", "matched_mask_ok", "matched_class_ok", "matched_both_ok")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run-dir", required=True, help="a training run's folder (config.yaml, model_final.pth)")
+    parser.add_argument("--dataset", default="mqformer_shapes_val", help="labelled dataset with thing boxes")
+    parser.add_argument("--max-images", type=int, default=200)
+    parser.add_argument("--batch-size", type=int, default=8)
+    return parser.parse_args(argv)
+
+
+def mask_ious(mask_logits: torch.Tensor, target_masks: torch.Tensor) -> torch.Tensor:
+    """(Q, h, w) mask logits, (K, H, W) bool targets -> (Q, K) IoU at the logits' resolution."""
+    targets = F.interpolate(target_masks[None].float(), size=mask_logits.shape[-2:], mode="bilinear",
+                            align_corners=False)[0] > 0.5
+    predicted = mask_logits.sigmoid() > 0.5
+    intersection = (predicted[:, None] & targets[None]).flatten(2).sum(-1).float()
+    union = (predicted[:, None] | targets[None]).flatten(2).sum(-1).float()
+    return intersection / union.clamp(min=1)
+
+
+def count_batch(model, batch: List[Dict], counts: Dict[str, int]) -> None:
+    """Add one batch's thing targets to `counts` (SHARES and "things")."""
+    for output, target, (query_index, target_index) in zip(*model.final_layer_matching(batch)):
+        ious = mask_ious(output["pred_masks"], target["masks"])
+        predicted_text = output["pred_logits"].argmax(-1)
+        for query, k in zip(query_index.tolist(), target_index.tolist()):
+            if not bool(target["has_box"][k]):
+                continue  # stuff
+            mask_ok = float(ious[query, k]) >= 0.5
+            class_ok = int(predicted_text[query]) == int(target["labels"][k])
+            counts["things"] += 1
+            counts["localised"] += float(ious[:, k].max()) >= 0.5
+            counts["matched_mask_ok"] += mask_ok
+            counts["matched_class_ok"] += class_ok
+            counts["matched_both_ok"] += mask_ok and class_ok
+
+
+def analyse(model, records: List[Dict], batch_size: int, image_format: str) -> Dict[str, float]:
+    """The shares (%) over the thing targets of `records` (unified dicts with "dataset_name"),
+    loaded as training targets at their original size, every class name in each vocabulary."""
+    mapper = UnifiedDatasetMapper(True, augmentations=[], image_format=image_format,
+                                  num_negative_texts=1000, rng=random.Random(0))
+    counts = dict.fromkeys(("things", *SHARES), 0)
+    with torch.no_grad():
+        for start in range(0, len(records), batch_size):
+            count_batch(model, [mapper(r) for r in records[start: start + batch_size]], counts)
+    things = max(counts["things"], 1)
+    return dict({share: 100.0 * counts[share] / things for share in SHARES}, things=counts["things"])
+
+
+def main(argv=None) -> Dict[str, float]:
+    args = parse_args(argv)
+    cfg = build_config(f"{args.run_dir}/config.yaml", cpu=True)
+    model = build_model(cfg)
+    MQFormerCheckpointer(model).load(f"{args.run_dir}/model_final.pth")
+    model.eval()
+    records = [dict(r, dataset_name=args.dataset) for r in DatasetCatalog.get(args.dataset)[: args.max_images]]
+    shares = analyse(model, records, args.batch_size, cfg.INPUT.FORMAT)
+    print(json.dumps(shares, indent=2))  # the tool's output (stdout), not debugging
+    return shares
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
+    sys.exit(0)
