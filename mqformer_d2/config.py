@@ -101,9 +101,6 @@ def _add_decoder_config(mq: CN) -> None:
     mq.DECODER.MASK_ENHANCED_ANCHORS = True
     # Also predict (and supervise) from the queries before the first decoder layer.
     mq.DECODER.INITIAL_PREDICTION = True
-    # Not in the paper: classify each query from its content plus the stride-4 pixel embeddings
-    # pooled under its predicted mask (modeling/decoder/prediction_heads.py). Off = the paper's head.
-    mq.DECODER.MASK_POOLED_CLASSIFICATION = False
 
 
 def _add_denoising_config(mq: CN) -> None:

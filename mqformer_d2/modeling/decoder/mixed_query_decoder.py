@@ -32,7 +32,7 @@ class MixedQueryDecoder(nn.Module):
     @configurable
     def __init__(self, *, hidden_dim: int, num_learnable: int, num_conditional: int, num_layers: int,
                  num_heads: int, num_points: int, num_levels: int, dim_feedforward: int, dropout: float,
-                 mask_enhanced_anchors: bool, initial_prediction: bool, mask_pooled_classification: bool = False):
+                 mask_enhanced_anchors: bool, initial_prediction: bool):
         super().__init__()
         if num_learnable < 0 or num_conditional < 0 or num_learnable + num_conditional == 0:
             raise ValueError(
@@ -42,7 +42,7 @@ class MixedQueryDecoder(nn.Module):
         self.num_learnable = num_learnable
         self.num_conditional = num_conditional
         self.initial_prediction = initial_prediction
-        self.heads = PredictionHeads(hidden_dim, mask_pooled_classification)
+        self.heads = PredictionHeads(hidden_dim)
         if num_learnable > 0:
             self.learnable_content = nn.Embedding(num_learnable, hidden_dim)
             self.learnable_anchors = nn.Embedding(num_learnable, 4)
@@ -89,7 +89,6 @@ class MixedQueryDecoder(nn.Module):
             "dropout": dec.DROPOUT,
             "mask_enhanced_anchors": dec.MASK_ENHANCED_ANCHORS,
             "initial_prediction": dec.INITIAL_PREDICTION,
-            "mask_pooled_classification": dec.MASK_POOLED_CLASSIFICATION,
         }
 
     @property

@@ -33,36 +33,17 @@ class TextSimilarityClassifier(nn.Module):
         return scale * torch.einsum("bqc,tc->bqt", queries, texts) + self.bias
 
 
-def mask_pooled_features(mask_logits: Tensor, mask_features: Tensor) -> Tensor:
-    """Average of the pixel embeddings under each query's soft mask.
-
-    mask_logits (B, Q, Hm, Wm), mask_features (B, C, Hm, Wm) -> (B, Q, C). The mask weights are
-    detached: the class loss trains the pixel embeddings and the pooling projection, not the masks.
-    """
-    weights = mask_logits.detach().sigmoid().flatten(2)  # (B, Q, HW)
-    pooled = torch.einsum("bqp,bcp->bqc", weights, mask_features.flatten(2))
-    return pooled / weights.sum(-1, keepdim=True).clamp(min=1e-6)
-
-
 class PredictionHeads(nn.Module):
     """Normalise the queries, then predict class logits (vs texts), box deltas and mask logits.
 
     One instance serves every decoder layer, the initial prediction and the encoder proposals
-    (Mask DINO's single `forward_prediction_heads`). With `mask_pooled_classification` (not in
-    the paper) the classifier sees the query plus a projection of the stride-4 pixel embeddings
-    pooled under the query's own mask: what an object looks like at full detail, which a query's
-    few deformable samples of the encoder miss for small objects. The projection starts at zero,
-    so training starts from the paper's head.
+    (Mask DINO's single `forward_prediction_heads`).
     """
 
-    def __init__(self, dim: int, mask_pooled_classification: bool = False):
+    def __init__(self, dim: int):
         super().__init__()
         self.norm = nn.LayerNorm(dim)
         self.classifier = TextSimilarityClassifier(dim)
-        self.pooled_projection = nn.Linear(dim, dim) if mask_pooled_classification else None
-        if self.pooled_projection is not None:
-            nn.init.zeros_(self.pooled_projection.weight)
-            nn.init.zeros_(self.pooled_projection.bias)
         self.mask_embed = MLP(dim, dim, dim, 3)
         self.box_delta = MLP(dim, dim, 4, 3)
         # Start refinement as the identity: the first boxes are the anchors themselves.
@@ -82,9 +63,6 @@ class PredictionHeads(nn.Module):
             logits (B, Q, T), mask logits (B, Q, Hm, Wm), unsigmoided box deltas (B, Q, 4).
         """
         queries = self.norm(queries)
+        logits = self.classifier(queries, text_embeddings)
         masks = torch.einsum("bqc,bchw->bqhw", self.mask_embed(queries), mask_features)
-        class_input = queries
-        if self.pooled_projection is not None:
-            class_input = queries + self.pooled_projection(mask_pooled_features(masks, mask_features))
-        logits = self.classifier(class_input, text_embeddings)
         return logits, masks, self.box_delta(queries)
