@@ -91,7 +91,8 @@ def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
     params = build_param_groups(cfg, model)
     name = solver.OPTIMIZER.upper()
     # foreach: torch picks the multi-tensor update by itself only for CUDA parameters; on CPU it
-    # halves the time of an AdamW step of the tiny model (64 -> 34 ms, docs/benchmarks.md).
+    # halves the time of an AdamW step of the tiny shapes model (64 -> 34 ms on 2 cores; the
+    # whole training step is in docs/benchmarks.md).
     if name == "ADAMW":
         optimizer_type, kwargs = torch.optim.AdamW, {"foreach": True}
     elif name == "SGD":
