@@ -17,6 +17,7 @@ Mask IoUs are computed at the mask head's resolution (stride 4), thresholded at 
 """
 import argparse
 import json
+import logging
 import random
 import sys
 from typing import Dict, List
@@ -25,12 +26,14 @@ import torch
 import torch.nn.functional as F
 from detectron2.data import DatasetCatalog
 from detectron2.modeling import build_model
+from detectron2.utils.logger import setup_logger
 
 import mqformer_d2  # noqa: F401  (registers the model and the datasets)
 from mqformer_d2.data import UnifiedDatasetMapper
 from mqformer_d2.engine import build_config
 from mqformer_d2.modeling import MQFormerCheckpointer
 
+logger = logging.getLogger("thing_error_analysis")
 SHARES = ("localised", "matched_mask_ok", "matched_class_ok", "matched_both_ok")
 
 
@@ -85,13 +88,14 @@ def analyse(model, records: List[Dict], batch_size: int, image_format: str) -> D
 
 def main(argv=None) -> Dict[str, float]:
     args = parse_args(argv)
+    setup_logger(name="thing_error_analysis")
     cfg = build_config(f"{args.run_dir}/config.yaml", cpu=True)
     model = build_model(cfg)
     MQFormerCheckpointer(model).load(f"{args.run_dir}/model_final.pth")
     model.eval()
     records = [dict(r, dataset_name=args.dataset) for r in DatasetCatalog.get(args.dataset)[: args.max_images]]
     shares = analyse(model, records, args.batch_size, cfg.INPUT.FORMAT)
-    print(json.dumps(shares, indent=2))  # the tool's output (stdout), not debugging
+    logger.info("thing targets of %s (%%):\n%s", args.dataset, json.dumps(shares, indent=2))
     return shares
 
 
