@@ -1,5 +1,6 @@
-"""Shared by tests/test_engine_*.py: a tiny copy of the synthetic benchmark, the tiny config's
-command-line options, train_net.py loaded as a module, and a deterministic digest evaluator."""
+"""Shared by the tests that run the engine or a script: a tiny copy of the synthetic benchmark, the
+tiny config's command-line options, scripts (train_net.py, tools/*.py) loaded as modules, and a
+deterministic digest evaluator."""
 import importlib.util
 import os
 from contextlib import contextmanager
@@ -39,12 +40,19 @@ def tiny_shapes_benchmark(root: str):
         register_shapes_benchmark()
 
 
-def load_train_net():
-    """train_net.py (at the repository root, not a package) as a module."""
-    spec = importlib.util.spec_from_file_location("train_net", os.path.join(ROOT, "train_net.py"))
+def load_script(relative_path: str):
+    """A script of the repository that is not in a package (e.g. "tools/synthesize_masks.py") as a
+    module named after its file."""
+    name = os.path.splitext(os.path.basename(relative_path))[0]
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, relative_path))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_train_net():
+    """train_net.py (at the repository root) as a module."""
+    return load_script("train_net.py")
 
 
 def train_net_args(*arguments):

@@ -1,5 +1,4 @@
 """DefaultPredictor, MQFormerPredictor (every task, any prompt) and demo/demo.py on an image."""
-import importlib.util
 import os
 
 import cv2
@@ -10,7 +9,7 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import MetadataCatalog
 from detectron2.engine import DefaultPredictor
 from detectron2.modeling import build_model
-from engine_fixtures import ROOT, TINY_CONFIG, TINY_OPTIONS
+from engine_fixtures import TINY_CONFIG, TINY_OPTIONS, load_script
 
 from mqformer_d2 import MQFormerPredictor
 from mqformer_d2.engine import build_config
@@ -79,15 +78,8 @@ def test_mqformer_predictor_loads_model_weights(tmp_path):
     assert all(torch.equal(value, loaded[key]) for key, value in model.state_dict().items())
 
 
-def load_demo():
-    spec = importlib.util.spec_from_file_location("mqformer_demo", os.path.join(ROOT, "demo", "demo.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_demo_draws_pngs_and_never_overwrites(image, tmp_path):
-    demo = load_demo()
+    demo = load_script("demo/demo.py")
     inputs = [tmp_path / "first.jpg", tmp_path / "second.png"]
     for path in inputs:
         cv2.imwrite(str(path), image)
@@ -110,7 +102,7 @@ def test_demo_draws_pngs_and_never_overwrites(image, tmp_path):
 @pytest.mark.parametrize("task", ["semantic", "panoptic"])
 def test_demo_other_tasks(image, tmp_path, task):
     cv2.imwrite(str(tmp_path / "photo.png"), image)
-    written = load_demo().main(["--config-file", TINY_CONFIG, "--input", str(tmp_path / "photo.png"),
+    written = load_script("demo/demo.py").main(["--config-file", TINY_CONFIG, "--input", str(tmp_path / "photo.png"),
                                 "--output", str(tmp_path / task), "--prompts", "sky;grass, wet", "--separator",
                                 ";", "--task", task, "--opts", *map(str, TINY_OPTIONS)])
     assert cv2.imread(written[0]).shape == image.shape

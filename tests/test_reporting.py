@@ -1,10 +1,9 @@
 """Reading results back (mqformer_d2.evaluation.report) and the main job's output-folder rule."""
-import importlib.util
 import json
 import math
-import os
 
 import pytest
+from engine_fixtures import load_script
 
 from mqformer_d2.evaluation.report import (
     find_metric,
@@ -14,20 +13,12 @@ from mqformer_d2.evaluation.report import (
     stuff_miou,
 )
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = {
     "mqformer_shapes_val_instance": {"segm": {"AP": 41.25}},
     "mqformer_shapes_val_semantic": {"sem_seg": {"mIoU": 70.0, "IoU-sky": 90.0, "IoU-grass": 80.0, "IoU-circle": 10.0}},
     "mqformer_shapes_val_foreground": {"foreground": {"MAE": 0.0312, "maxF": float("nan")}},
     "mqformer_shapes_seginw": {"mean_segm_AP": 33.3},
 }
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_find_metric_reads_nested_and_suite_results():
@@ -62,7 +53,7 @@ def test_curves_png_from_metrics_json(tmp_path):
 
 
 def test_main_job_never_reuses_a_folder_with_files(tmp_path):
-    train_shapes = load_tool("train_shapes")
+    train_shapes = load_script("tools/train_shapes.py")
     empty = tmp_path / "empty"
     assert train_shapes.fresh_output_dir(str(empty)) == str(empty) and empty.is_dir()
     (empty / "model_final.pth").write_bytes(b"weights")
@@ -72,7 +63,7 @@ def test_main_job_never_reuses_a_folder_with_files(tmp_path):
 
 
 def test_ablation_table_has_a_row_per_variant():
-    query_ablation = load_tool("query_ablation")
+    query_ablation = load_script("tools/query_ablation.py")
     rows = {"learnable_only": {"thing AP": 1.0, "PQ": None}, "mixed": {"thing AP": 2.5, "PQ": 40.0}}
     table = query_ablation.ablation_table(rows).splitlines()
     assert table[0] == "| queries | thing AP | PQ |" and table[1] == "|---|---|---|"

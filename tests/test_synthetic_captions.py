@@ -1,8 +1,6 @@
 """Synthetic captions (paper 3.4): captioners and tools/synthesize_captions.py on images whose truth
 is known (CPU, no model)."""
-import importlib.util
 import json
-import os
 import random
 import re
 
@@ -10,6 +8,7 @@ import numpy as np
 import pytest
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
+from engine_fixtures import load_script
 from PIL import Image
 
 from mqformer_d2.data import UnifiedDatasetMapper, load_tagged_dataset_dicts
@@ -17,19 +16,10 @@ from mqformer_d2.data.captioning import BuiltinCaptioner, CallableCaptioner, dom
 from mqformer_d2.data.datasets.common import mask_annotation, register_dataset
 from mqformer_d2.data.synthetic import register_synthetic_captions
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEIGHT, WIDTH = 96, 144
 CLASSES = ["square", "circle"]
 COLOR_WORDS = {"red", "orange", "yellow", "green", "cyan", "blue", "purple", "pink", "black", "gray", "white"}
 POSITION_WORDS = {"left", "right", "top", "bottom", "centre"}
-
-
-def load_tool():
-    path = os.path.join(ROOT, "tools", "synthesize_captions.py")
-    spec = importlib.util.spec_from_file_location("synthesize_captions", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def scene():
@@ -101,7 +91,7 @@ def test_builtin_captioner_names_no_colour_without_a_mask_or_a_clear_majority():
 
 def test_caption_tool_writes_texts_the_mapper_draws_from(source, tmp_path):
     output = tmp_path / "captions.json"
-    load_tool().run(["--dataset", source, "--output", str(output), "--max-captions", "3"])
+    load_script("tools/synthesize_captions.py").run(["--dataset", source, "--output", str(output), "--max-captions", "3"])
     data = json.loads(output.read_text())
     assert [c["id"] for c in data["categories"]] == [1, 2] and len(data["annotations"]) == 4
     first = data["annotations"][0]
@@ -142,7 +132,7 @@ def test_external_captioner_adapter_and_tool_option(source, tmp_path):
 
     output = tmp_path / "external.json"
     output.write_text("user's file")
-    tool = load_tool()
+    tool = load_script("tools/synthesize_captions.py")
     arguments = ["--dataset", source, "--output", str(output), "--captioner", f"{__name__}:crop_describer"]
     with pytest.raises(FileExistsError, match="--overwrite"):
         tool.run(arguments)

@@ -1,6 +1,5 @@
 """tools/synthetic_data_experiment.py end to end on a tiny benchmark: split, hidden views, synthetic
 masks and captions, four (2-iteration) training runs and the results table, all in this process."""
-import importlib.util
 import json
 import os
 import sys
@@ -8,22 +7,14 @@ import sys
 import pytest
 import torch
 from detectron2.data import DatasetCatalog
-from engine_fixtures import ROOT, TINY_OPTIONS, tiny_shapes_benchmark
+from engine_fixtures import ROOT, TINY_OPTIONS, load_script, tiny_shapes_benchmark
 
 torch.set_num_threads(1)
 
 
-def load_experiment():
-    path = os.path.join(ROOT, "tools", "synthetic_data_experiment.py")
-    spec = importlib.util.spec_from_file_location("synthetic_data_experiment", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def experiment():
-    return load_experiment()
+    return load_script("tools/synthetic_data_experiment.py")
 
 
 @pytest.fixture(scope="module")

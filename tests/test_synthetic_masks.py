@@ -1,5 +1,4 @@
 """Synthetic masks (paper 3.4): box-prompted decoding and tools/synthesize_masks.py (CPU, tiny model)."""
-import importlib.util
 import json
 import os
 
@@ -8,7 +7,7 @@ import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.modeling import build_model
-from engine_fixtures import ROOT, TINY_CONFIG, TINY_OPTIONS
+from engine_fixtures import TINY_CONFIG, TINY_OPTIONS, load_script
 from test_model_overfit import fixed_batch, mask_iou
 
 from mqformer_d2.data import UnifiedDatasetMapper, load_tagged_dataset_dicts
@@ -24,14 +23,6 @@ SIZES = dict(train_images=1, val_images=1, detection_train_images=3, detection_v
 
 class Killed(Exception):
     """Stands in for the process being killed."""
-
-
-def load_tool():
-    path = os.path.join(ROOT, "tools", "synthesize_masks.py")
-    spec = importlib.util.spec_from_file_location("synthesize_masks", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_box_prompts_give_one_mask_per_box_at_the_original_size():
@@ -99,7 +90,7 @@ def tool_arguments(output, weights, *extra):
 
 
 def test_mask_tool_resumes_after_a_kill_and_writes_the_same_file(shapes_root, weights, tmp_path, monkeypatch):
-    tool = load_tool()
+    tool = load_script("tools/synthesize_masks.py")
     uninterrupted = tmp_path / "uninterrupted.json"
     tool.run(tool_arguments(uninterrupted, weights))
 
@@ -137,7 +128,7 @@ def test_mask_tool_resumes_after_a_kill_and_writes_the_same_file(shapes_root, we
 
 
 def test_mask_tool_never_overwrites_without_the_flag(shapes_root, weights, tmp_path):
-    tool = load_tool()
+    tool = load_script("tools/synthesize_masks.py")
     output = tmp_path / "masks.json"
     output.write_text("user's file")
     with pytest.raises(FileExistsError, match="--overwrite"):
@@ -149,7 +140,7 @@ def test_mask_tool_never_overwrites_without_the_flag(shapes_root, weights, tmp_p
 
 
 def test_mask_tool_refuses_to_resume_with_other_settings(shapes_root, weights, tmp_path, monkeypatch):
-    tool = load_tool()
+    tool = load_script("tools/synthesize_masks.py")
     output = tmp_path / "masks.json"
     monkeypatch.setattr(tool, "predict_batch", lambda *args: (_ for _ in ()).throw(Killed()))
     with pytest.raises(Killed):
@@ -170,7 +161,7 @@ def box_filling_predictor(model, inputs, boxes, texts):
 
 
 def test_synthetic_masks_register_as_a_segmentation_dataset(shapes_root, weights, tmp_path, monkeypatch):
-    tool = load_tool()
+    tool = load_script("tools/synthesize_masks.py")
     monkeypatch.setattr(tool, "predict_batch", box_filling_predictor)
     output = tmp_path / "masks.json"
     tool.run(tool_arguments(output, weights, "--min-quality", "0.9"))
@@ -195,7 +186,7 @@ def test_hidden_masks_experiment_helpers(shapes_root, weights, tmp_path, monkeyp
     hidden = "test_hidden_instance"
     register_subset(hidden, real, [r["image_id"] for r in DatasetCatalog.get(real)], drop_masks=True)
     assert all("segmentation" not in a for r in DatasetCatalog.get(hidden) for a in r["annotations"])
-    tool = load_tool()
+    tool = load_script("tools/synthesize_masks.py")
     monkeypatch.setattr(tool, "predict_batch", box_filling_predictor)
     output = tmp_path / "hidden.json"
     arguments = tool_arguments(output, weights)

@@ -1,28 +1,18 @@
 """tools/thing_error_analysis.py: mask IoUs and the shares of found / named things, on a tiny model."""
-import importlib.util
-import os
 
 import pytest
 import torch
 from detectron2.data import DatasetCatalog
 from detectron2.modeling import build_model
-from engine_fixtures import ROOT, TINY_CONFIG, TINY_OPTIONS, tiny_shapes_benchmark
+from engine_fixtures import TINY_CONFIG, TINY_OPTIONS, load_script, tiny_shapes_benchmark
 
 from mqformer_d2.engine import build_config
 
 torch.set_num_threads(1)
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location("thing_error_analysis",
-                                                  os.path.join(ROOT, "tools", "thing_error_analysis.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_mask_ious_at_the_logits_resolution():
-    tool = load_tool()
+    tool = load_script("tools/thing_error_analysis.py")
     logits = torch.full((2, 4, 4), -10.0)
     logits[0, :2, :2] = 10.0  # top-left quarter
     logits[1, :, :2] = 10.0  # left half
@@ -34,7 +24,7 @@ def test_mask_ious_at_the_logits_resolution():
 
 
 def test_shares_are_consistent_on_a_tiny_model(tmp_path):
-    tool = load_tool()
+    tool = load_script("tools/thing_error_analysis.py")
     torch.manual_seed(0)
     cfg = build_config(TINY_CONFIG, TINY_OPTIONS)
     model = build_model(cfg).eval()
