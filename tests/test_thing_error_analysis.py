@@ -6,6 +6,7 @@ from detectron2.data import DatasetCatalog
 from detectron2.modeling import build_model
 from engine_fixtures import TINY_CONFIG, TINY_OPTIONS, load_script, tiny_shapes_benchmark
 
+from mqformer_d2.data.shapes import THING_CLASSES
 from mqformer_d2.engine import build_config
 
 torch.set_num_threads(1)
@@ -31,11 +32,28 @@ def test_shares_are_consistent_on_a_tiny_model(tmp_path):
     with tiny_shapes_benchmark(str(tmp_path)):
         name = "mqformer_shapes_val"
         records = [dict(r, dataset_name=name) for r in DatasetCatalog.get(name)]
-        shares = tool.analyse(model, records, batch_size=2, image_format=cfg.INPUT.FORMAT)
+        features = []
+        shares = tool.analyse(model, records, batch_size=2, image_format=cfg.INPUT.FORMAT, features=features)
     things = sum(1 for r in records for a in r["annotations"] if a.get("has_box", True))
     assert shares["things"] == things > 0  # every thing target is matched (more queries than targets)
+    assert len(features) == things
+    names = {THING_CLASSES[r_a["category_id"]] for r in records for r_a in r["annotations"] if r_a.get("has_box", True)}
+    assert {name for _, name in features} == names
+    norms = torch.stack([feature for feature, _ in features]).norm(dim=-1)
+    torch.testing.assert_close(norms, torch.ones_like(norms))  # the class head's unit vectors
     assert all(0.0 <= shares[s] <= 100.0 for s in tool.SHARES)
     assert shares["matched_mask_ok"] <= shares["localised"]
     assert shares["matched_both_ok"] <= min(shares["matched_mask_ok"], shares["matched_class_ok"])
     with pytest.raises(SystemExit):
         tool.parse_args([])  # --run-dir is required
+
+
+def test_linear_probe_separates_separable_features_and_scores_unseen_classes_as_wrong():
+    tool = load_script("tools/thing_error_analysis.py")
+    torch.manual_seed(0)
+    centres = {"star": torch.tensor([1.0, 0.0]), "circle": torch.tensor([0.0, 1.0])}
+    fit = [(centres[name] + 0.1 * torch.randn(2), name) for name in ["star", "circle"] * 20]
+    evaluate = [(centres["star"], "star"), (centres["circle"], "circle"), (centres["star"], "hexagon")]
+    result = tool.linear_probe(fit, evaluate)
+    assert result["linear_probe_fit"] == 100.0 and result["linear_probe_things"] == 40
+    assert result["linear_probe_eval"] == pytest.approx(200.0 / 3)  # the unseen "hexagon" is wrong

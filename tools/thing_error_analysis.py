@@ -12,15 +12,24 @@ class list in every image's vocabulary), and four shares are reported, in %:
 
 Mask IoUs are computed at the mask head's resolution (stride 4), thresholded at probability 0.5.
 
+With ``--probe-dataset`` (e.g. mqformer_shapes_train) it also asks whether the naming fails in the
+queries or in the texts: a linear softmax classifier over the thing classes is fitted to the
+features the class head compares with the texts (the final layer's matched queries, projected and
+L2-normalised) on the probe dataset's things, and its accuracy on both datasets is reported
+(``linear_probe_fit`` / ``linear_probe_eval``, %). A probe no better than ``matched_class_ok`` says
+the queries do not carry the class; a much better one says the text side is what is missing.
+
     .venv/bin/python tools/thing_error_analysis.py --run-dir output/shapes/run_<time> \\
-        [--dataset mqformer_shapes_val] [--max-images 200]
+        [--dataset mqformer_shapes_val] [--max-images 200] \\
+        [--probe-dataset mqformer_shapes_train --probe-images 400]
 """
 import argparse
 import json
 import logging
 import random
 import sys
-from typing import Dict, List
+from contextlib import contextmanager
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +52,9 @@ def parse_args(argv=None):
     parser.add_argument("--dataset", default="mqformer_shapes_val", help="labelled dataset with thing boxes")
     parser.add_argument("--max-images", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--probe-dataset", default=None,
+                        help="labelled dataset to fit the linear probe on (default: no probe)")
+    parser.add_argument("--probe-images", type=int, default=400)
     return parser.parse_args(argv)
 
 
@@ -56,9 +68,31 @@ def mask_ious(mask_logits: torch.Tensor, target_masks: torch.Tensor) -> torch.Te
     return intersection / union.clamp(min=1)
 
 
-def count_batch(model, batch: List[Dict], counts: Dict[str, int]) -> None:
-    """Add one batch's thing targets to `counts` (SHARES and "things")."""
-    for output, target, (query_index, target_index) in zip(*model.final_layer_matching(batch)):
+@contextmanager
+def final_layer_queries(model):
+    """Captures the class head's input queries (B, Q, C) at each call; after
+    `model.final_layer_matching` they are the final decoder layer's (its last prediction)."""
+    captured = {}
+    classifier = model.decoder.heads.classifier
+    handle = classifier.register_forward_hook(lambda module, inputs, output: captured.update(queries=inputs[0]))
+    try:
+        yield captured
+    finally:
+        handle.remove()
+
+
+def class_features(model, queries: torch.Tensor) -> torch.Tensor:
+    """(..., C) queries -> (..., C) the unit vectors the class head compares with the texts."""
+    return F.normalize(model.decoder.heads.classifier.query_projection(queries), dim=-1)
+
+
+def count_batch(model, batch: List[Dict], counts: Dict[str, int],
+                features: Optional[List[Tuple[torch.Tensor, str]]] = None) -> None:
+    """Add one batch's thing targets to `counts` (SHARES and "things"); with `features`, also append
+    (class-head feature (C,), class name) of each matched thing."""
+    with final_layer_queries(model) as captured:
+        outputs, targets, indices = model.final_layer_matching(batch)
+    for b, (output, target, (query_index, target_index)) in enumerate(zip(outputs, targets, indices)):
         ious = mask_ious(output["pred_masks"], target["masks"])
         predicted_text = output["pred_logits"].argmax(-1)
         for query, k in zip(query_index.tolist(), target_index.tolist()):
@@ -71,19 +105,54 @@ def count_batch(model, batch: List[Dict], counts: Dict[str, int]) -> None:
             counts["matched_mask_ok"] += mask_ok
             counts["matched_class_ok"] += class_ok
             counts["matched_both_ok"] += mask_ok and class_ok
+            if features is not None:
+                features.append((class_features(model, captured["queries"][b, query]),
+                                 output["texts"][int(target["labels"][k])]))
 
 
-def analyse(model, records: List[Dict], batch_size: int, image_format: str) -> Dict[str, float]:
+def analyse(model, records: List[Dict], batch_size: int, image_format: str,
+            features: Optional[List[Tuple[torch.Tensor, str]]] = None) -> Dict[str, float]:
     """The shares (%) over the thing targets of `records` (unified dicts with "dataset_name"),
-    loaded as training targets at their original size, every class name in each vocabulary."""
+    loaded as training targets at their original size, every class name in each vocabulary.
+    With `features`, the matched things' class-head features are appended to it."""
     mapper = UnifiedDatasetMapper(True, augmentations=[], image_format=image_format,
                                   num_negative_texts=1000, rng=random.Random(0))
     counts = dict.fromkeys(("things", *SHARES), 0)
     with torch.no_grad():
         for start in range(0, len(records), batch_size):
-            count_batch(model, [mapper(r) for r in records[start: start + batch_size]], counts)
+            count_batch(model, [mapper(r) for r in records[start: start + batch_size]], counts, features)
     things = max(counts["things"], 1)
     return dict({share: 100.0 * counts[share] / things for share in SHARES}, things=counts["things"])
+
+
+def linear_probe(fit: List[Tuple[torch.Tensor, str]], evaluate: List[Tuple[torch.Tensor, str]],
+                 steps: int = 500) -> Dict[str, float]:
+    """Fit a softmax classifier (weight-decayed, Adam, full batch) to `fit`'s (feature, class name)
+    pairs; its accuracy (%) on `fit` and on `evaluate` (things of classes unseen in `fit` count as
+    wrong)."""
+    classes = sorted({name for _, name in fit})
+    x_fit = torch.stack([feature for feature, _ in fit])
+    y_fit = torch.tensor([classes.index(name) for _, name in fit])
+    classifier = torch.nn.Linear(x_fit.shape[1], len(classes))
+    optimizer = torch.optim.Adam(classifier.parameters(), lr=0.05, weight_decay=1e-4)
+    with torch.enable_grad():
+        for _ in range(steps):
+            loss = F.cross_entropy(classifier(x_fit), y_fit)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+    def accuracy(pairs):
+        with torch.no_grad():
+            predicted = classifier(torch.stack([feature for feature, _ in pairs])).argmax(-1).tolist()
+        return 100.0 * sum(classes[p] == name for p, (_, name) in zip(predicted, pairs)) / len(pairs)
+
+    return {"linear_probe_fit": accuracy(fit), "linear_probe_eval": accuracy(evaluate),
+            "linear_probe_things": len(fit)}
+
+
+def dataset_records(name: str, max_images: int) -> List[Dict]:
+    return [dict(r, dataset_name=name) for r in DatasetCatalog.get(name)[:max_images]]
 
 
 def main(argv=None) -> Dict[str, float]:
@@ -93,8 +162,15 @@ def main(argv=None) -> Dict[str, float]:
     model = build_model(cfg)
     MQFormerCheckpointer(model).load(f"{args.run_dir}/model_final.pth")
     model.eval()
-    records = [dict(r, dataset_name=args.dataset) for r in DatasetCatalog.get(args.dataset)[: args.max_images]]
-    shares = analyse(model, records, args.batch_size, cfg.INPUT.FORMAT)
+    probing = args.probe_dataset is not None
+    evaluated = [] if probing else None
+    shares = analyse(model, dataset_records(args.dataset, args.max_images), args.batch_size, cfg.INPUT.FORMAT,
+                     evaluated)
+    if probing:
+        fit = []
+        analyse(model, dataset_records(args.probe_dataset, args.probe_images), args.batch_size,
+                cfg.INPUT.FORMAT, fit)
+        shares.update(linear_probe(fit, evaluated))
     logger.info("thing targets of %s (%%):\n%s", args.dataset, json.dumps(shares, indent=2))
     return shares
 

@@ -167,7 +167,8 @@ class MQFormer(nn.Module):
 
         Returns:
             three lists over the B images: the final layer's "pred_logits" (Q, T) (texts outside the
-            image's vocabulary at -inf), "pred_masks" (Q, Hm, Wm) and "pred_boxes" (Q, 4);
+            image's vocabulary at -inf), "pred_masks" (Q, Hm, Wm), "pred_boxes" (Q, 4) and "texts"
+            (the batch's T texts, shared);
             the targets (`instances_to_targets`: "labels" (K,) into the same T texts, "masks",
             "has_box", ...); the matcher's (query index, target index) pairs.
         """
@@ -182,7 +183,8 @@ class MQFormer(nn.Module):
         targets = instances_to_targets(instances, local_to_union, tuple(images.tensor.shape[-2:]))
         logits = outputs["pred_logits"].masked_fill(~text_valid[:, None, :], float("-inf"))
         per_image = [{"pred_logits": logits[b], "pred_masks": outputs["pred_masks"][b],
-                      "pred_boxes": outputs["pred_boxes"][b], "query_types": outputs["query_types"]}
+                      "pred_boxes": outputs["pred_boxes"][b], "query_types": outputs["query_types"],
+                      "texts": texts}
                      for b in range(len(batched_inputs))]
         return per_image, targets, self.criterion.matcher(outputs, targets)
 
