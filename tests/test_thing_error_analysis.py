@@ -32,15 +32,18 @@ def test_shares_are_consistent_on_a_tiny_model(tmp_path):
     with tiny_shapes_benchmark(str(tmp_path)):
         name = "mqformer_shapes_val"
         records = [dict(r, dataset_name=name) for r in DatasetCatalog.get(name)]
-        features = []
+        features = {}
         shares = tool.analyse(model, records, batch_size=2, image_format=cfg.INPUT.FORMAT, features=features)
+        cosine = tool.text_cosine(model, list(THING_CLASSES))
     things = sum(1 for r in records for a in r["annotations"] if a.get("has_box", True))
     assert shares["things"] == things > 0  # every thing target is matched (more queries than targets)
-    assert len(features) == things
-    names = {THING_CLASSES[r_a["category_id"]] for r in records for r_a in r["annotations"] if r_a.get("has_box", True)}
-    assert {name for _, name in features} == names
-    norms = torch.stack([feature for feature, _ in features]).norm(dim=-1)
-    torch.testing.assert_close(norms, torch.ones_like(norms))  # the class head's unit vectors
+    assert set(features) == {"queries", *cfg.MODEL.RESNETS.OUT_FEATURES}
+    names = sorted(THING_CLASSES[a["category_id"]] for r in records for a in r["annotations"] if a.get("has_box", True))
+    for source, pairs in features.items():
+        assert sorted(name for _, name in pairs) == names, source
+        norms = torch.stack([feature for feature, _ in pairs]).norm(dim=-1)
+        torch.testing.assert_close(norms, torch.ones_like(norms))  # unit vectors
+    assert -1.0 <= cosine < 1.0
     assert all(0.0 <= shares[s] <= 100.0 for s in tool.SHARES)
     assert shares["matched_mask_ok"] <= shares["localised"]
     assert shares["matched_both_ok"] <= min(shares["matched_mask_ok"], shares["matched_class_ok"])
@@ -55,5 +58,17 @@ def test_linear_probe_separates_separable_features_and_scores_unseen_classes_as_
     fit = [(centres[name] + 0.1 * torch.randn(2), name) for name in ["star", "circle"] * 20]
     evaluate = [(centres["star"], "star"), (centres["circle"], "circle"), (centres["star"], "hexagon")]
     result = tool.linear_probe(fit, evaluate)
-    assert result["linear_probe_fit"] == 100.0 and result["linear_probe_things"] == 40
-    assert result["linear_probe_eval"] == pytest.approx(200.0 / 3)  # the unseen "hexagon" is wrong
+    assert result["fit"] == 100.0 and result["things"] == 40
+    assert result["eval"] == pytest.approx(200.0 / 3)  # the unseen "hexagon" is wrong
+
+
+def test_mask_pooled_averages_under_each_mask():
+    tool = load_script("tools/thing_error_analysis.py")
+    feature_map = torch.zeros(2, 2, 2)
+    feature_map[0, 0, 0] = 3.0  # channel 0 lives in the top-left cell only
+    feature_map[1] = 1.0  # channel 1 everywhere
+    masks = torch.zeros(2, 4, 4, dtype=torch.bool)
+    masks[0, :2, :2] = True  # the top-left cell at twice the resolution
+    masks[1, 2:, 2:] = True  # the bottom-right cell
+    pooled = tool.mask_pooled(feature_map, masks)
+    torch.testing.assert_close(pooled, torch.tensor([[0.9487, 0.3162], [0.0, 1.0]]), atol=1e-4, rtol=0)

@@ -12,12 +12,15 @@ class list in every image's vocabulary), and four shares are reported, in %:
 
 Mask IoUs are computed at the mask head's resolution (stride 4), thresholded at probability 0.5.
 
-With ``--probe-dataset`` (e.g. mqformer_shapes_train) it also asks whether the naming fails in the
-queries or in the texts: a linear softmax classifier over the thing classes is fitted to the
-features the class head compares with the texts (the final layer's matched queries, projected and
-L2-normalised) on the probe dataset's things, and its accuracy on both datasets is reported
-(``linear_probe_fit`` / ``linear_probe_eval``, %). A probe no better than ``matched_class_ok`` says
-the queries do not carry the class; a much better one says the text side is what is missing.
+With ``--probe-dataset`` (e.g. mqformer_shapes_train) it also asks where the naming fails. A
+linear softmax classifier over the thing classes is fitted on the probe dataset's things, and its
+accuracy (%) on them ("fit") and on the analysed dataset's things ("eval") is reported, for
+``queries`` (the unit vectors that the class head compares with the texts: the final layer's
+matched queries, projected and L2-normalised) and for each backbone level (its feature map averaged
+under the thing's ground-truth mask). A query probe no better than ``matched_class_ok`` says the
+queries do not carry the class; backbone probes as poor say the image features do not either.
+``thing_text_cosine`` is the mean cosine similarity between the class head's embeddings of two
+different thing class names (1: the texts cannot tell the classes apart).
 
     .venv/bin/python tools/thing_error_analysis.py --run-dir output/shapes/run_<time> \\
         [--dataset mqformer_shapes_val] [--max-images 200] \\
@@ -33,7 +36,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-from detectron2.data import DatasetCatalog
+from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.modeling import build_model
 from detectron2.utils.logger import setup_logger
 
@@ -69,16 +72,21 @@ def mask_ious(mask_logits: torch.Tensor, target_masks: torch.Tensor) -> torch.Te
 
 
 @contextmanager
-def final_layer_queries(model):
-    """Captures the class head's input queries (B, Q, C) at each call; after
-    `model.final_layer_matching` they are the final decoder layer's (its last prediction)."""
+def captured_features(model):
+    """Captures, at each forward call: the backbone's feature maps ("backbone": {level: (B, C, H, W)})
+    and the class head's input queries ("queries": (B, Q, C)); after `model.final_layer_matching`
+    the latter are the final decoder layer's (the head's last call)."""
     captured = {}
-    classifier = model.decoder.heads.classifier
-    handle = classifier.register_forward_hook(lambda module, inputs, output: captured.update(queries=inputs[0]))
+    handles = [
+        model.backbone.register_forward_hook(lambda module, inputs, output: captured.update(backbone=output)),
+        model.decoder.heads.classifier.register_forward_hook(
+            lambda module, inputs, output: captured.update(queries=inputs[0])),
+    ]
     try:
         yield captured
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()
 
 
 def class_features(model, queries: torch.Tensor) -> torch.Tensor:
@@ -86,15 +94,28 @@ def class_features(model, queries: torch.Tensor) -> torch.Tensor:
     return F.normalize(model.decoder.heads.classifier.query_projection(queries), dim=-1)
 
 
-def count_batch(model, batch: List[Dict], counts: Dict[str, int],
-                features: Optional[List[Tuple[torch.Tensor, str]]] = None) -> None:
+def mask_pooled(feature_map: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """(C, h, w) feature map, (K, H, W) bool masks -> (K, C) unit vectors: the map averaged under
+    each mask (resized to the map by area, so a mask smaller than a cell still counts)."""
+    weights = F.interpolate(masks[None].float(), size=feature_map.shape[-2:], mode="area")[0]
+    weights = weights / weights.flatten(1).sum(-1).clamp(min=1e-6)[:, None, None]
+    return F.normalize(torch.einsum("khw,chw->kc", weights, feature_map), dim=-1)
+
+
+# Probe features: source ("queries" or a backbone level) -> [(feature (C,), class name)].
+ProbeFeatures = Dict[str, List[Tuple[torch.Tensor, str]]]
+
+
+def count_batch(model, batch: List[Dict], counts: Dict[str, int], features: Optional[ProbeFeatures] = None) -> None:
     """Add one batch's thing targets to `counts` (SHARES and "things"); with `features`, also append
-    (class-head feature (C,), class name) of each matched thing."""
-    with final_layer_queries(model) as captured:
+    each matched thing's probe features (see `ProbeFeatures`)."""
+    with captured_features(model) as captured:
         outputs, targets, indices = model.final_layer_matching(batch)
     for b, (output, target, (query_index, target_index)) in enumerate(zip(outputs, targets, indices)):
         ious = mask_ious(output["pred_masks"], target["masks"])
         predicted_text = output["pred_logits"].argmax(-1)
+        pooled = ({level: mask_pooled(maps[b], target["masks"]) for level, maps in captured["backbone"].items()}
+                  if features is not None else {})
         for query, k in zip(query_index.tolist(), target_index.tolist()):
             if not bool(target["has_box"][k]):
                 continue  # stuff
@@ -106,18 +127,21 @@ def count_batch(model, batch: List[Dict], counts: Dict[str, int],
             counts["matched_class_ok"] += class_ok
             counts["matched_both_ok"] += mask_ok and class_ok
             if features is not None:
-                features.append((class_features(model, captured["queries"][b, query]),
-                                 output["texts"][int(target["labels"][k])]))
+                name = output["texts"][int(target["labels"][k])]
+                features.setdefault("queries", []).append((class_features(model, captured["queries"][b, query]), name))
+                for level, level_features in pooled.items():
+                    features.setdefault(level, []).append((level_features[k], name))
 
 
 def analyse(model, records: List[Dict], batch_size: int, image_format: str,
-            features: Optional[List[Tuple[torch.Tensor, str]]] = None) -> Dict[str, float]:
+            features: Optional[ProbeFeatures] = None) -> Dict[str, float]:
     """The shares (%) over the thing targets of `records` (unified dicts with "dataset_name"),
     loaded as training targets at their original size, every class name in each vocabulary.
-    With `features`, the matched things' class-head features are appended to it."""
+    With `features`, the matched things' probe features are added to it."""
     mapper = UnifiedDatasetMapper(True, augmentations=[], image_format=image_format,
                                   num_negative_texts=1000, rng=random.Random(0))
     counts = dict.fromkeys(("things", *SHARES), 0)
+    torch.manual_seed(0)  # the matcher's mask cost samples random points: same seed, same matching
     with torch.no_grad():
         for start in range(0, len(records), batch_size):
             count_batch(model, [mapper(r) for r in records[start: start + batch_size]], counts, features)
@@ -147,15 +171,23 @@ def linear_probe(fit: List[Tuple[torch.Tensor, str]], evaluate: List[Tuple[torch
             predicted = classifier(torch.stack([feature for feature, _ in pairs])).argmax(-1).tolist()
         return 100.0 * sum(classes[p] == name for p, (_, name) in zip(predicted, pairs)) / len(pairs)
 
-    return {"linear_probe_fit": accuracy(fit), "linear_probe_eval": accuracy(evaluate),
-            "linear_probe_things": len(fit)}
+    return {"fit": accuracy(fit), "eval": accuracy(evaluate), "things": len(fit)}
+
+
+def text_cosine(model, class_names: List[str]) -> float:
+    """Mean cosine similarity between the class head's embeddings of two different class names."""
+    with torch.no_grad():
+        texts = F.normalize(model.text_encoder(class_names), dim=-1)
+    cosine = texts @ texts.T
+    off_diagonal = ~torch.eye(len(class_names), dtype=torch.bool, device=cosine.device)
+    return float(cosine[off_diagonal].mean())
 
 
 def dataset_records(name: str, max_images: int) -> List[Dict]:
     return [dict(r, dataset_name=name) for r in DatasetCatalog.get(name)[:max_images]]
 
 
-def main(argv=None) -> Dict[str, float]:
+def main(argv=None) -> Dict:
     args = parse_args(argv)
     setup_logger(name="thing_error_analysis")
     cfg = build_config(f"{args.run_dir}/config.yaml", cpu=True)
@@ -163,14 +195,15 @@ def main(argv=None) -> Dict[str, float]:
     MQFormerCheckpointer(model).load(f"{args.run_dir}/model_final.pth")
     model.eval()
     probing = args.probe_dataset is not None
-    evaluated = [] if probing else None
+    evaluated = {} if probing else None
     shares = analyse(model, dataset_records(args.dataset, args.max_images), args.batch_size, cfg.INPUT.FORMAT,
                      evaluated)
+    shares["thing_text_cosine"] = text_cosine(model, list(MetadataCatalog.get(args.dataset).thing_classes))
     if probing:
-        fit = []
+        fit = {}
         analyse(model, dataset_records(args.probe_dataset, args.probe_images), args.batch_size,
                 cfg.INPUT.FORMAT, fit)
-        shares.update(linear_probe(fit, evaluated))
+        shares["linear_probe"] = {source: linear_probe(fit[source], evaluated[source]) for source in fit}
     logger.info("thing targets of %s (%%):\n%s", args.dataset, json.dumps(shares, indent=2))
     return shares
 
