@@ -91,7 +91,8 @@ def test_builtin_captioner_names_no_colour_without_a_mask_or_a_clear_majority():
 
 def test_caption_tool_writes_texts_the_mapper_draws_from(source, tmp_path):
     output = tmp_path / "captions.json"
-    load_script("tools/synthesize_captions.py").run(["--dataset", source, "--output", str(output), "--max-captions", "3"])
+    tool = load_script("tools/synthesize_captions.py")
+    tool.run(["--dataset", source, "--output", str(output), "--max-captions", "3"])
     data = json.loads(output.read_text())
     assert [c["id"] for c in data["categories"]] == [1, 2] and len(data["annotations"]) == 4
     first = data["annotations"][0]

@@ -3,6 +3,7 @@
 import pytest
 import torch
 from detectron2.data import DatasetCatalog
+from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.modeling import build_model
 from engine_fixtures import TINY_CONFIG, TINY_OPTIONS, load_script, tiny_shapes_benchmark
 
@@ -72,3 +73,19 @@ def test_mask_pooled_averages_under_each_mask():
     masks[1, 2:, 2:] = True  # the bottom-right cell
     pooled = tool.mask_pooled(feature_map, masks)
     torch.testing.assert_close(pooled, torch.tensor([[0.9487, 0.3162], [0.0, 1.0]]), atol=1e-4, rtol=0)
+
+
+def test_main_reads_a_run_folder_and_probes_every_feature_source(tmp_path):
+    tool = load_script("tools/thing_error_analysis.py")
+    torch.manual_seed(0)
+    cfg = build_config(TINY_CONFIG, TINY_OPTIONS)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(cfg.dump())
+    DetectionCheckpointer(build_model(cfg), save_dir=str(run)).save("model_final")
+    with tiny_shapes_benchmark(str(tmp_path / "shapes")):
+        result = tool.main(["--run-dir", str(run), "--probe-dataset", "mqformer_shapes_train", "--batch-size", "2"])
+    assert result["things"] > 0 and -1.0 <= result["thing_text_cosine"] < 1.0
+    assert set(result["linear_probe"]) == {"queries", *cfg.MODEL.RESNETS.OUT_FEATURES}
+    for probe in result["linear_probe"].values():
+        assert probe["things"] > 0 and 0.0 <= probe["eval"] <= 100.0 and 0.0 <= probe["fit"] <= 100.0

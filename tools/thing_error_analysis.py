@@ -198,7 +198,9 @@ def main(argv=None) -> Dict:
     evaluated = {} if probing else None
     shares = analyse(model, dataset_records(args.dataset, args.max_images), args.batch_size, cfg.INPUT.FORMAT,
                      evaluated)
-    shares["thing_text_cosine"] = text_cosine(model, list(MetadataCatalog.get(args.dataset).thing_classes))
+    thing_classes = MetadataCatalog.get(args.dataset).get("thing_classes")
+    if thing_classes:  # a dataset registered without class names has no texts to compare
+        shares["thing_text_cosine"] = text_cosine(model, list(thing_classes))
     if probing:
         fit = {}
         analyse(model, dataset_records(args.probe_dataset, args.probe_images), args.batch_size,
