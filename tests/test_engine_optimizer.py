@@ -45,7 +45,7 @@ def test_backbone_lr_multiplier_and_weight_decay_exemptions(model):
         lr, weight_decay = values
         assert lr == pytest.approx(BASE_LR * MULTIPLIER if name.startswith("backbone.") else BASE_LR), name
         owner = modules[name.rpartition(".")[0]]
-        exempt = isinstance(owner, (nn.LayerNorm, nn.GroupNorm, nn.Embedding)) or name.endswith("level_embed")
+        exempt = isinstance(owner, (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm, nn.Embedding)) or name.endswith("level_embed")
         assert weight_decay == (0.0 if exempt else WEIGHT_DECAY), name
     assert hyper["decoder.learnable_content.weight"][1] == 0.0
     assert hyper["pixel_decoder.level_embed"][1] == 0.0
@@ -112,3 +112,27 @@ def test_device_and_precision_settings_are_checked():
             config("MODEL.DEVICE", "cuda")
     with pytest.raises(FileNotFoundError, match="no_such.yaml"):
         build_config("no_such.yaml")
+
+
+def test_from_scratch_configs_train_the_backbone_at_full_rate_with_batch_norm():
+    from mqformer_d2.engine.defaults import from_scratch_recipe_problems
+
+    for config_file in (TINY_CONFIG, TINY_CONFIG.replace("mqformer_tiny_cpu.yaml", "shapes/mqformer_tiny_shapes.yaml")):
+        cfg = build_config(config_file)
+        assert cfg.SOLVER.BACKBONE_MULTIPLIER == 1.0 and cfg.MODEL.RESNETS.NORM == "BN", config_file
+        assert from_scratch_recipe_problems(cfg) == []
+
+
+def test_pretrained_backbone_recipe_on_random_weights_is_warned_about_by_key(caplog):
+    from mqformer_d2.engine.defaults import from_scratch_recipe_problems, warn_about_from_scratch_recipe
+
+    cfg = build_config(TINY_CONFIG, ["SOLVER.BACKBONE_MULTIPLIER", 0.1, "MODEL.RESNETS.NORM", "FrozenBN"])
+    problems = from_scratch_recipe_problems(cfg)
+    assert len(problems) == 2
+    assert "SOLVER.BACKBONE_MULTIPLIER" in problems[0] and "MODEL.RESNETS.NORM" in problems[1]
+    with caplog.at_level("WARNING", logger="mqformer_d2.engine.defaults"):
+        warn_about_from_scratch_recipe(cfg)
+    assert "SOLVER.BACKBONE_MULTIPLIER" in caplog.text and "FrozenBN" in caplog.text
+    # With weights to start from, the pretrained recipe is right: nothing to say.
+    pretrained = build_config(TINY_CONFIG, ["SOLVER.BACKBONE_MULTIPLIER", 0.1, "MODEL.WEIGHTS", "r18.pkl"])
+    assert from_scratch_recipe_problems(pretrained) == []

@@ -140,6 +140,30 @@ def test_decoder_output_shapes(num_learnable, num_conditional):
     assert has_dual == (num_learnable > 0 and num_conditional > 0)
 
 
+def test_box_refinement_looks_forward_exactly_twice():
+    """DINO: layer i's box loss reaches layer i's and layer i-1's deltas, never layer i-2's."""
+    pixel, texts, text_valid = _decoder_inputs()
+    decoder = _decoder(num_learnable=3, num_conditional=0, layers=3)
+    decoder.initial_prediction = False
+    heads = decoder.heads
+    deltas = []
+    original = heads.forward_prediction_heads
+
+    def recording(queries, mask_features, text_embeddings):
+        logits, masks, box_deltas = original(queries, mask_features, text_embeddings)
+        leaf = box_deltas.detach().requires_grad_(True)  # cut every other path to the layer
+        deltas.append(leaf)
+        return logits, masks, leaf
+
+    heads.forward_prediction_heads = recording
+    out = decoder(pixel, texts, text_valid)
+    out["pred_boxes"].sum().backward()  # the last (third) layer's boxes
+    first, second, third = (d.grad for d in deltas)
+    assert first is None or not first.any()
+    assert second is not None and second.abs().sum() > 0
+    assert third is not None and third.abs().sum() > 0
+
+
 def test_decoder_rejects_zero_queries():
     with pytest.raises(ValueError, match="NUM_LEARNABLE_QUERIES"):
         _decoder(0, 0)

@@ -3,7 +3,7 @@ import argparse
 import logging
 import os
 import time
-from typing import Sequence
+from typing import List, Sequence
 
 import torch
 from detectron2.config import CfgNode, get_cfg
@@ -48,6 +48,31 @@ def check_device_settings(cfg: CfgNode) -> None:
     if cfg.SOLVER.AMP.ENABLED and device.type != "cuda":
         raise ValueError("SOLVER.AMP.ENABLED needs MODEL.DEVICE cuda (detectron2's AMPTrainer is "
                          f"CUDA-only); MODEL.DEVICE is {cfg.MODEL.DEVICE!r}")
+
+
+def from_scratch_recipe_problems(cfg: CfgNode) -> List[str]:
+    """What in `cfg` is meant for a pretrained backbone although the backbone starts from random
+    weights (MODEL.WEIGHTS empty): a learning-rate multiplier below 1, or FrozenBN (whose
+    identity statistics leave a random ResNet unnormalised). One line per key; [] when fine."""
+    if cfg.MODEL.WEIGHTS:
+        return []
+    problems = []
+    if cfg.SOLVER.BACKBONE_MULTIPLIER < 1.0:
+        problems.append(f"SOLVER.BACKBONE_MULTIPLIER is {cfg.SOLVER.BACKBONE_MULTIPLIER}: the random "
+                        "backbone learns slower than the rest (set 1.0)")
+    if "resnet" in cfg.MODEL.BACKBONE.NAME and cfg.MODEL.RESNETS.NORM == "FrozenBN":
+        problems.append("MODEL.RESNETS.NORM is FrozenBN: frozen identity statistics on random "
+                        'weights (set "BN", or "SyncBN" on several GPUs)')
+    return problems
+
+
+def warn_about_from_scratch_recipe(cfg: CfgNode) -> None:
+    """Log a warning naming each key of `from_scratch_recipe_problems` (training only)."""
+    problems = from_scratch_recipe_problems(cfg)
+    if problems:
+        logging.getLogger(__name__).warning(
+            "MODEL.WEIGHTS is empty, so the backbone trains from random weights, but the config keeps "
+            "settings made for a pretrained backbone:\n  - %s", "\n  - ".join(problems))
 
 
 def argument_parser() -> argparse.ArgumentParser:

@@ -25,6 +25,7 @@ from detectron2.utils.logger import setup_logger
 
 from ..data import UnifiedDatasetMapper, build_unified_train_loader, load_tagged_dataset_dicts
 from ..modeling import MQFormerCheckpointer
+from .defaults import warn_about_from_scratch_recipe
 from .optimizer import build_optimizer
 
 _EVALUATION_MODULE = "mqformer_d2.evaluation"
@@ -78,6 +79,7 @@ class MQFormerTrainer(DefaultTrainer):
         cfg = self.auto_scale_workers(cfg, comm.get_world_size())
         if len(cfg.DATASETS.TEST):
             evaluation_module()
+        warn_about_from_scratch_recipe(cfg)
         model = self.build_model(cfg)
         optimizer = self.build_optimizer(cfg, model)
         data_loader = self.build_train_loader(cfg)

@@ -147,7 +147,7 @@ class MixedQueryDecoder(nn.Module):
             predictions.append({"pred_logits": logits, "pred_boxes": anchors.sigmoid(), "pred_masks": masks})
         # Anchors are scaled into each level's padded frame for sampling (Deformable DETR).
         level_scale = torch.cat([pixel.valid_ratios, pixel.valid_ratios], -1)[:, None]  # (B, 1, L, 4)
-        previous = anchors  # the previous layer's refined boxes, not detached
+        previous = anchors  # the previous layer's box, differentiable w.r.t. its deltas only
         for layer in self.layers:
             boxes = anchors.sigmoid()
             query_pos = self.anchor_to_position(box_position_embedding(boxes, self.hidden_dim // 2))
@@ -158,12 +158,14 @@ class MixedQueryDecoder(nn.Module):
             logits, masks, deltas = self.heads.forward_prediction_heads(
                 queries, pixel.mask_features, text_embeddings
             )
-            # DINO's "look forward twice": a layer's box prediction builds on the previous layer's
-            # undetached box, so its loss also refines that layer; the sampling anchors and query
-            # positions of the next layer use the detached box.
-            refined = deltas + previous
-            predictions.append({"pred_logits": logits, "pred_boxes": refined.sigmoid(), "pred_masks": masks})
-            previous, anchors = refined, refined.detach()
+            # DINO's "look forward twice": layer i's predicted box is its deltas added to layer
+            # i-1's box, which is differentiable w.r.t. layer i-1's deltas but not further back
+            # (layer i-1's box was built on a detached anchor), so layer i's box loss reaches
+            # exactly one earlier layer. Values: deltas + previous == deltas + anchors.
+            predictions.append({"pred_logits": logits, "pred_boxes": (deltas + previous).sigmoid(),
+                                "pred_masks": masks})
+            previous = deltas + anchors  # this layer's box on its detached anchor
+            anchors = previous.detach()  # the next layer samples around it, without gradient
         return predictions
 
     @staticmethod
