@@ -32,7 +32,7 @@ def test_summary_table_shows_values_targets_and_missing_rows():
     table = shapes_summary_table(RESULTS)
     assert "| instance mask AP | 41.2 | >= 40 |" in table
     assert "| foreground MAE | 0.031 | - |" in table
-    assert "| panoptic PQ | missing | >= 40 |" in table
+    assert "| panoptic PQ | missing | >= 60 |" in table
     assert "| open-vocab suite mean mask AP | 33.3 | >= 30 |" in table
 
 

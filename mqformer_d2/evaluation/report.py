@@ -9,7 +9,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 SHAPES_TABLE: List[Tuple[str, str, Optional[str], str, Optional[float], bool]] = [
     ("instance mask AP", "mqformer_shapes_val_instance", "segm", "AP", 40.0, True),
     ("semantic mIoU", "mqformer_shapes_val_semantic", "sem_seg", "mIoU", 70.0, True),
-    ("panoptic PQ", "mqformer_shapes_val_panoptic", "panoptic_seg", "PQ", 40.0, True),
+    ("panoptic PQ", "mqformer_shapes_val_panoptic", "panoptic_seg", "PQ", 60.0, True),
     ("referring cIoU", "mqformer_shapes_val_referring", "referring", "cIoU", None, True),
     ("referring mIoU", "mqformer_shapes_val_referring", "referring", "mIoU", 50.0, True),
     ("foreground MAE", "mqformer_shapes_val_foreground", "foreground", "MAE", None, False),
@@ -38,7 +38,7 @@ def format_metric(metric: str, value: Optional[float]) -> str:
 
 
 def shapes_summary_table(results: Dict) -> str:
-    """The main job's table (markdown) with the targets of the issue that set them."""
+    """The main job's table (markdown) with the targets of issue 11 (PQ raised from 40 to 60 there)."""
     lines = ["| metric | value | target |", "|---|---|---|"]
     for label, dataset, task, metric, target, higher in SHAPES_TABLE:
         goal = "-" if target is None else f"{'>=' if higher else '<='} {target:g}"
