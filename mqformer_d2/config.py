@@ -130,9 +130,6 @@ def _add_loss_config(mq: CN) -> None:
     mq.LOSS.NUM_POINTS = 12544
     mq.LOSS.OVERSAMPLE_RATIO = 3.0
     mq.LOSS.IMPORTANCE_SAMPLE_RATIO = 0.75
-    # Weight of the auxiliary dense text loss (modeling/dense_text.py; not in the paper): every
-    # encoder token is classified against the texts of the masks covering it. 0 = off (no head).
-    mq.LOSS.DENSE_TEXT_WEIGHT = 0.0
 
 
 def _add_test_config(mq: CN) -> None:

@@ -12,7 +12,6 @@ from ..box_utils import xyxy_to_cxcywh
 from ..criterion import SetCriterion
 from ..decoder import build_decoder
 from ..denoising import build_denoising_queries
-from ..dense_text import DenseTextSupervision
 from ..matcher import HungarianMatcher
 from ..pixel_decoder import build_pixel_decoder
 from ..text_encoder import build_text_encoder
@@ -41,8 +40,6 @@ class MQFormer(nn.Module):
     Args:
         backbone, pixel_decoder, text_encoder, decoder, criterion: built submodules (criterion may
             be None for an inference-only model).
-        dense_text: optional auxiliary training loss on the encoder tokens
-            (`dense_text.DenseTextSupervision`), or None.
         pixel_mean, pixel_std: per-channel normalisation of the input images.
         size_divisibility: padded batch sizes are multiples of this.
         denoising: kwargs of `denoising.build_denoising_queries` (dn_query_budget,
@@ -57,7 +54,6 @@ class MQFormer(nn.Module):
     @configurable
     def __init__(self, *, backbone: Backbone, pixel_decoder: nn.Module, text_encoder: nn.Module,
                  decoder: nn.Module, criterion: Optional[nn.Module], pixel_mean: Sequence[float],
-                 dense_text: Optional[nn.Module] = None,
                  pixel_std: Sequence[float], size_divisibility: int, denoising: Optional[Dict],
                  test_task: str = "all", test_vocabulary: Sequence[str] = (), test_dataset: str = "",
                  max_detections: int = 100, instance_score_threshold: float = 0.0,
@@ -70,7 +66,6 @@ class MQFormer(nn.Module):
         self.text_encoder = text_encoder
         self.decoder = decoder
         self.criterion = criterion
-        self.dense_text = dense_text
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), persistent=False)
         self.size_divisibility = max(size_divisibility, backbone.size_divisibility)
@@ -95,7 +90,6 @@ class MQFormer(nn.Module):
             "text_encoder": build_text_encoder(cfg),
             "decoder": build_decoder(cfg),
             "criterion": build_criterion(cfg),
-            "dense_text": build_dense_text_supervision(cfg),
             "pixel_mean": cfg.MODEL.PIXEL_MEAN,
             "pixel_std": cfg.MODEL.PIXEL_STD,
             "size_divisibility": mq.SIZE_DIVISIBILITY,
@@ -161,10 +155,7 @@ class MQFormer(nn.Module):
         outputs = self.decoder(pixel, text_embeddings, text_valid, denoising)
         if denoising is not None:
             outputs["dn_meta"] = denoising.meta
-        losses = self.criterion(outputs, targets)
-        if self.dense_text is not None:
-            losses.update(self.dense_text(pixel, text_embeddings, text_valid, targets))
-        return losses
+        return self.criterion(outputs, targets)
 
     @torch.no_grad()
     def final_layer_matching(self, batched_inputs: List[Dict]) -> Tuple[List[Dict], List[Dict], List[Tuple]]:
@@ -376,15 +367,6 @@ class MQFormer(nn.Module):
         if "referring" in wanted:
             result["referring"] = post.referring_inference(logits, masks, vocabulary, resize)
         return result
-
-
-def build_dense_text_supervision(cfg) -> Optional[DenseTextSupervision]:
-    """The auxiliary dense text loss when MODEL.MQFORMER.LOSS.DENSE_TEXT_WEIGHT > 0, else None."""
-    loss = cfg.MODEL.MQFORMER.LOSS
-    if loss.DENSE_TEXT_WEIGHT <= 0:
-        return None
-    return DenseTextSupervision(dim=cfg.MODEL.MQFORMER.HIDDEN_DIM, weight=loss.DENSE_TEXT_WEIGHT,
-                                focal_alpha=loss.FOCAL_ALPHA, focal_gamma=loss.FOCAL_GAMMA)
 
 
 def build_criterion(cfg) -> SetCriterion:
