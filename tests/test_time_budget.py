@@ -1,9 +1,10 @@
 """Sizing the main job's schedule to a time budget."""
 import pytest
-from engine_fixtures import TINY_CONFIG
+import torch
+from engine_fixtures import TINY_CONFIG, TINY_OPTIONS, tiny_shapes_benchmark
 
 from mqformer_d2.engine import build_config
-from mqformer_d2.engine.time_budget import schedule_overrides
+from mqformer_d2.engine.time_budget import measure_step_seconds, schedule_overrides
 
 
 def _cfg():
@@ -30,3 +31,13 @@ def test_schedule_never_grows_beyond_the_config():
 def test_schedule_rejects_a_zero_budget():
     with pytest.raises(ValueError, match="budget"):
         schedule_overrides(_cfg(), step_seconds=0.5, minutes=0)
+
+
+def test_step_time_is_measured_on_real_training_steps(tmp_path):
+    with tiny_shapes_benchmark(str(tmp_path)):
+        cfg = build_config(TINY_CONFIG, [*TINY_OPTIONS, "DATASETS.TRAIN", "('mqformer_shapes_train',)",
+                                         "DATASETS.TRAIN_SAMPLING_RATIOS", "[1.0]"])
+        before = torch.get_rng_state()
+        seconds = measure_step_seconds(cfg, steps=1, warmup=1)
+    assert 0 < seconds < 60
+    assert torch.equal(torch.get_rng_state(), before)  # the run that follows starts from the same RNG

@@ -41,7 +41,7 @@ def train_variant(variant: str, output_dir: str, opts: List[str]) -> Dict:
     run has its own loggers and registries); returns its results.json."""
     config = os.path.join(ROOT, "configs", "ablation", f"{variant}.yaml")
     command = [sys.executable, os.path.join(ROOT, "tools", "train_shapes.py"), "--config-file", config,
-               "--output-dir", output_dir, *opts]
+               "--output-dir", output_dir, "--train-minutes", "0", *opts]  # every variant: the same schedule
     subprocess.run(command, check=True)
     with open(os.path.join(output_dir, "results.json")) as f:
         return json.load(f)

@@ -158,6 +158,7 @@ def train_stage(experiment_dir: str, variant: str, args) -> None:
 
     names, ratios = zip(*training_mixture(variant, args.hidden_fraction))
     train_shapes.main(["--config-file", args.config_file, "--output-dir", os.path.join(experiment_dir, variant),
+                       "--train-minutes", "0",  # every variant: the same schedule
                        *args.opts, "DATASETS.TRAIN", repr(tuple(names)),
                        "DATASETS.TRAIN_SAMPLING_RATIOS", repr([round(r, 6) for r in ratios])])
 
