@@ -35,13 +35,22 @@ class LinearProbe:
         return [self.classes[int(i)] for i in self.logits(features).argmax(-1)]
 
 
+def standardisation(x: Tensor) -> tuple:
+    """(N, D) float64 -> mean, std (D,). A feature that varies only at float32 rounding level
+    (std below 1e-5 of its magnitude, e.g. a dead channel) gets std = inf: it reads as 0, so the
+    probe cannot fit rounding noise."""
+    mean = x.mean(0)
+    std = x.std(0, unbiased=False)
+    constant = std <= 1e-5 * mean.abs().clamp(min=1e-3)
+    return mean, std.masked_fill(constant, float("inf"))
+
+
 def fit_linear_probe(features: Tensor, names: Sequence[str], l2: float = 1e-2, max_iter: int = 100) -> LinearProbe:
     """Fit a softmax classifier to (N, D) features labelled with N class names (see the module
     docstring); classes are the sorted distinct names."""
     classes = sorted(set(names))
     x = features.double()
-    mean = x.mean(0)
-    std = x.std(0, unbiased=False).clamp(min=1e-6)
+    mean, std = standardisation(x)
     x = (x - mean) / std
     y = torch.tensor([classes.index(n) for n in names])
     weight = torch.zeros(x.shape[1], len(classes), dtype=torch.float64, requires_grad=True)
