@@ -50,7 +50,8 @@ def probe_table(result: Dict) -> str:
     for source, probe in trained.items():
         stage, description = source_label(source, settings["grid"], settings["mask_size"])
         random_cells = ["(same)", "(same)"] if source == "gt_mask" else _probe_cells(baseline.get(source))
-        lines.append("| " + " | ".join([stage, description, str(probe["dim"]), *_probe_cells(probe), *random_cells]) + " |")
+        cells = [stage, description, str(probe["dim"]), *_probe_cells(probe), *random_cells]
+        lines.append("| " + " | ".join(cells) + " |")
     heads = result["class_head"]
     for key, description in (("thing_names", "its top thing name for the matched query"),
                              ("all_texts", "its top text for the matched query (= matched class ok)")):

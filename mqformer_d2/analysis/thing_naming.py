@@ -77,11 +77,12 @@ def diagnose_model(model, cfg, settings: DiagnosisSettings, records: Dict[str, L
                    grid=settings.grid, mask_size=settings.mask_size)
     evaluated = collect_target_features(model, records["eval"], **collect)
     fit = collect_target_features(model, records["fit"], **collect) if "fit" in records else None
+    probes = {} if fit is None else probe_sources(fit, evaluated, settings.l2, settings.max_iter, skip_sources)
     return {
         "shares": share_percentages(evaluated.outcomes),
         "text_side": text_side_report(model, thing_names) if len(thing_names) >= 2 else {},
         "class_head": class_head_accuracy(fit, evaluated),
-        "probes": probe_sources(fit, evaluated, settings.l2, settings.max_iter, skip_sources) if fit is not None else {},
+        "probes": probes,
         "names": {"eval": evaluated.names, "fit": fit.names if fit is not None else []},
     }
 
