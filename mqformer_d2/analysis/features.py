@@ -184,11 +184,11 @@ def collect_target_features(model, records: List[Dict], thing_names: Sequence[st
     acc = _Accumulator()
     torch.manual_seed(0)  # the matcher's mask cost samples random points: same seed, same matching
     with torch.no_grad():
-        for start in range(0, len(records), batch_size):
-            collect_batch(model, [mapper(r) for r in records[start: start + batch_size]], acc, thing_names,
-                          grid, mask_size)
-            done = min(start + batch_size, len(records))
-            if done % (10 * batch_size) < batch_size or done == len(records):
+        for number, start in enumerate(range(0, len(records), batch_size), start=1):
+            batch = [mapper(r) for r in records[start: start + batch_size]]
+            collect_batch(model, batch, acc, thing_names, grid, mask_size)
+            done = start + len(batch)
+            if number % 10 == 0 or done == len(records):
                 logger.info("read out %d / %d images (%d thing targets)", done, len(records), len(acc.features.names))
     for share in SHARES:
         acc.features.outcomes.setdefault(share, [])
