@@ -12,7 +12,7 @@ It is detectron2's `DetectionCheckpointer` (saving, `resume_or_load`, checkpoint
 """
 import logging
 import os
-from typing import Optional
+from typing import Dict, Optional
 
 from detectron2.checkpoint import DetectionCheckpointer
 
@@ -47,6 +47,13 @@ class MQFormerCheckpointer(DetectionCheckpointer):
             raise FileNotFoundError(f"weights file {path} does not exist (MODEL.WEIGHTS)")
         return super().load(path, *args, **kwargs)
 
+    def load_checkpoint(self, checkpoint: Dict, source: str) -> LoadReport:
+        """Load a checkpoint dict already in memory (`{"model": state_dict}`, as
+        `read_weights_file` returns it); `source` names it in the report and in errors."""
+        self._path = source
+        self._load_model(checkpoint)
+        return self.last_report
+
     def _load_file(self, filename: str):
         self._path = filename
         return read_weights_file(filename)
@@ -68,8 +75,8 @@ class MQFormerCheckpointer(DetectionCheckpointer):
         ]
         model_keys = list(model.state_dict())
         known = set(model_keys)
-        loaded = [n for n in conversion.tensors if n not in wrong_shape and n in known]
-        self.last_report = LoadReport.build(self._path, file_format, model_keys, loaded, skipped)
+        sources = {n: conversion.origin[n] for n in conversion.tensors if n not in wrong_shape and n in known}
+        self.last_report = LoadReport.build(self._path, file_format, model_keys, sources, skipped)
         logger.info("%s", self.last_report)
         check_report(self.last_report, incompatible)
         return incompatible

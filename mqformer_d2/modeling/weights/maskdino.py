@@ -187,9 +187,14 @@ def convert_maskdino(state: Dict[str, Tensor], model) -> Conversion:
 
 def _convert_backbone(backbone: Dict[str, Tensor], model) -> Conversion:
     """A Swin backbone through `convert_swin`; a detectron2 ResNet keeps its names."""
-    if is_swin_state_dict(backbone) and hasattr(model.backbone, "swin"):
-        return convert_swin(backbone, model.backbone.swin)
     conversion = Conversion()
+    if is_swin_state_dict(backbone) and hasattr(model.backbone, "swin"):
+        swin = convert_swin(backbone, model.backbone.swin)
+        for name, tensor in swin.tensors.items():  # name the file's tensors as the file does
+            conversion.add(name, f"backbone.{swin.origin[name]}", tensor)
+        for reason, names in swin.skipped.items():
+            conversion.skipped[reason].extend(f"backbone.{n}" for n in names)
+        return conversion
     for name, tensor in backbone.items():
         conversion.add(f"backbone.{name}", f"backbone.{name}", tensor)
     return conversion

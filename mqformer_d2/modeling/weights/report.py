@@ -36,6 +36,7 @@ class LoadReport:
     path: the file. file_format: what it was recognised as (see `formats.detect_format`).
     loaded / initialised: component -> model tensor names taken from the file / left as built.
     skipped: reason -> names *in the file* that were not loaded.
+    sources: model tensor name -> the file's name of the tensor loaded into it.
     """
 
     path: str
@@ -43,13 +44,14 @@ class LoadReport:
     loaded: Dict[str, List[str]] = field(default_factory=lambda: defaultdict(list))
     initialised: Dict[str, List[str]] = field(default_factory=lambda: defaultdict(list))
     skipped: Dict[str, List[str]] = field(default_factory=lambda: defaultdict(list))
+    sources: Dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, path: str, file_format: str, model_keys: Sequence[str], loaded_keys: Iterable[str],
+    def build(cls, path: str, file_format: str, model_keys: Sequence[str], sources: Dict[str, str],
               skipped: Dict[str, List[str]]) -> "LoadReport":
-        """Sort the model's tensors into loaded / initialised per component."""
-        report = cls(path, file_format)
-        loaded_keys = set(loaded_keys)
+        """Sort the model's tensors into loaded (the keys of `sources`) / initialised per component."""
+        report = cls(path, file_format, sources=dict(sources))
+        loaded_keys = set(sources)
         for name in model_keys:
             target = report.loaded if name in loaded_keys else report.initialised
             target[component_of(name)].append(name)
