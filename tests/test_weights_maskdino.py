@@ -27,8 +27,7 @@ MATCHING_OPTIONS = {
     "maskdino_R50_instance": ("configs/mqformer_R50.yaml", ["MODEL.MQFORMER.PIXEL_DECODER.NUM_EXTRA_LEVELS", 0,
                                                               "MODEL.MQFORMER.PIXEL_DECODER.DIM_FEEDFORWARD", 1024]),
     "maskdino_R50_panoptic": ("configs/mqformer_R50.yaml", []),
-    "maskdino_SwinL_panoptic": ("configs/mqformer_swin_large.yaml",
-                                ["MODEL.MQFORMER.PIXEL_DECODER.IN_FEATURES", ["res2", "res3", "res4", "res5"]]),
+    "maskdino_SwinL_panoptic": ("configs/mqformer_swin_large.yaml", []),  # res2..res5 + 1, as Mask DINO's
 }
 # Tensors per component: (loaded, total) for every fixture, with the matching config.
 EXPECTED_COUNTS = {
