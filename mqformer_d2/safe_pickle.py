@@ -12,10 +12,12 @@ import pickle
 from typing import Any, BinaryIO
 
 # (module, name) pairs a pickle may name. numpy moved `core` to `_core` in 2.0: both spellings.
-# `_codecs.encode` rebuilds bytes in protocol-2 pickles written by Python 3 (it only re-encodes text).
+# Arrays are rebuilt by `_reconstruct` (protocols 0-4) or `_frombuffer` (protocol 5), scalars by
+# `scalar`; `_codecs.encode` rebuilds bytes in protocol-2 pickles written by Python 3 (it only
+# re-encodes text).
 _ALLOWED_GLOBALS = frozenset(
-    [(module, "_reconstruct") for module in ("numpy.core.multiarray", "numpy._core.multiarray")]
-    + [(module, "scalar") for module in ("numpy.core.multiarray", "numpy._core.multiarray")]
+    [(f"{package}.multiarray", name) for package in ("numpy.core", "numpy._core") for name in ("_reconstruct", "scalar")]
+    + [(f"{package}.numeric", "_frombuffer") for package in ("numpy.core", "numpy._core")]
     + [("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
        ("collections", "OrderedDict")]
 )

@@ -99,14 +99,20 @@ def test_detectron2_pkl_backbone_weights_load(tmp_path):
         assert torch.equal(target.backbone.state_dict()[name], value), name
 
 
-@pytest.mark.parametrize("content, message", [(b"", "is empty"), (b"hello, these are not weights\n", "not a PyTorch"),
-                                              (b"\x80\x02]q\x00.", "holds a list")])
-def test_unusable_files_are_errors_naming_the_file(tmp_path, tiny_model, content, message):
-    for suffix in (".pth", ".pkl"):
+# content -> (error for a .pth, error for a .pkl)
+UNUSABLE = {
+    b"": ("is empty", "is empty"),
+    b"hello, these are not weights\n": ("not a PyTorch checkpoint", "not a readable pickle"),
+    pickle.dumps([], protocol=2): ("not a readable PyTorch checkpoint", "holds a list"),
+}
+
+
+@pytest.mark.parametrize("content", list(UNUSABLE), ids=["empty", "text", "list"])
+def test_unusable_files_are_errors_naming_the_file(tmp_path, tiny_model, content):
+    for suffix, message in zip((".pth", ".pkl"), UNUSABLE[content]):
         path = tmp_path / f"weights{suffix}"
         path.write_bytes(content)
-        expected = message if suffix == ".pth" or message != "not a PyTorch" else "not a readable pickle"
-        with pytest.raises(WeightsFileError, match=expected) as error:
+        with pytest.raises(WeightsFileError, match=message) as error:
             MQFormerCheckpointer(tiny_model).load(str(path))
         assert str(path) in str(error.value)
 

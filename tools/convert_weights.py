@@ -16,7 +16,7 @@ import argparse
 import logging
 import os
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from detectron2.modeling import build_model
@@ -38,7 +38,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def convert(source: str, config_file: str, opts: List[str]) -> (Dict[str, torch.Tensor], LoadReport):
+def convert(source: str, config_file: str, opts: List[str]) -> Tuple[Dict[str, torch.Tensor], LoadReport]:
     """(the tensors the model of the config took from `source`, under MQ-Former names; the report)."""
     cfg = build_config(config_file, opts, cpu=True)
     model = build_model(cfg)
