@@ -11,7 +11,6 @@ Errors name the file and say what it is instead (missing, empty, text, not a dic
 """
 import os
 import pickle
-import zipfile
 from typing import Dict
 
 import numpy as np
@@ -98,8 +97,10 @@ def _read_torch(path: str):
                 f"this project never unpickles arbitrary objects from weights: {str(e).splitlines()[0]}"
             ) from None
         raise WeightsFileError(f"weights file {path} is not a PyTorch checkpoint (text or another format?)") from None
-    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as e:
-        raise WeightsFileError(f"weights file {path} is not a readable PyTorch checkpoint ({e!r})") from None
+    except Exception as e:  # torch.load raises KeyError, RuntimeError, EOFError, ... on other files
+        if not _is_zip_or_pickle(path):
+            raise WeightsFileError(f"weights file {path} is not a PyTorch checkpoint (text or another format?)") from e
+        raise WeightsFileError(f"weights file {path} is not a readable PyTorch checkpoint ({e!r})") from e
 
 
 def _is_zip_or_pickle(path: str) -> bool:

@@ -62,6 +62,8 @@ def convert_swin(state: Dict[str, Tensor], swin: nn.Module) -> Conversion:
         else:
             body[name] = tensor
     renamed = checkpoint_filter_fn(body, swin)
+    if len(renamed) != len(body):  # it only drops the buffers, which are gone already
+        raise ValueError(f"timm's Swin checkpoint filter dropped {len(body) - len(renamed)} unexpected tensors")
     # checkpoint_filter_fn keeps the order of its input: pair the names up again.
     for (file_name, _), (timm_name, tensor) in zip(body.items(), renamed.items()):
         conversion.add(f"{_PREFIX}swin.{timm_name}", file_name, tensor)
