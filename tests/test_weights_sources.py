@@ -115,7 +115,7 @@ def test_convert_weights_writes_a_checkpoint_that_loads_by_name(tmp_path, capsys
                      "matching_heuristics": True}, f)
     destination = tmp_path / "converted" / "mqformer_r18.pth"
     tool = load_script("tools/convert_weights.py")
-    argv = [str(source), str(destination), "--config-file", TINY_CONFIG, *map(str, TINY_OPTIONS)]
+    argv = ["--config-file", TINY_CONFIG, str(source), str(destination), *map(str, TINY_OPTIONS)]
     report = tool.main(argv)
     printed = capsys.readouterr().out
     assert "backbone" in printed and f"wrote {destination}" in printed and report.share("backbone") == 1.0

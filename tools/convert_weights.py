@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Write an MQ-Former checkpoint from weights of another layout, and print what was loaded.
 
-    python tools/convert_weights.py SRC DST --config-file configs/mqformer_R50.yaml [--overwrite] [KEY VALUE ...]
+    python tools/convert_weights.py --config-file configs/mqformer_R50.yaml [--overwrite] SRC DST [KEY VALUE ...]
 
 SRC: a Mask DINO checkpoint, a Swin checkpoint (Microsoft's or timm's layout), detectron2 ResNet
 weights (`R-50.pkl`), or an MQ-Former checkpoint. The model of `--config-file` (with the KEY VALUE
@@ -34,7 +34,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("destination", metavar="DST", help="MQ-Former checkpoint to write (.pth)")
     parser.add_argument("--config-file", required=True, help="config of the model the weights are for")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing DST")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ...")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ... (after SRC DST)")
     return parser.parse_args(argv)
 
 
