@@ -1,6 +1,5 @@
 """Weights files never run code, and every bad file is an error naming it (issue 13, item 1;
 issue 12, item 4): crafted pickles, text and empty files, missing files, weights of another model."""
-import os
 import pickle
 
 import numpy as np

@@ -1,6 +1,5 @@
 """Weights from other sources: timm Swin state dicts, open_clip text towers (TEXT_ENCODER.PRETRAINED),
 and tools/convert_weights.py, whose output training and both predictors load by name."""
-import os
 import pickle
 
 import open_clip
