@@ -92,4 +92,4 @@ def digest_evaluator_factory():
 
 
 def checkpoint_iteration(path: str) -> int:
-    return torch.load(path, map_location="cpu", weights_only=False)["iteration"]
+    return torch.load(path, map_location="cpu", weights_only=True)["iteration"]

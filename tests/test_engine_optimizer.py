@@ -7,7 +7,7 @@ from detectron2.modeling import build_model
 from engine_fixtures import TINY_CONFIG, TINY_OPTIONS
 from torch import nn
 
-from mqformer_d2.engine import build_config, build_optimizer, build_param_groups
+from mqformer_d2.engine import MQFormerTrainer, build_config, build_optimizer, build_param_groups
 
 torch.set_num_threads(2)
 BASE_LR, WEIGHT_DECAY, MULTIPLIER = 1e-4, 0.05, 0.1
@@ -103,8 +103,11 @@ def test_full_model_gradient_clipping_clips_the_total_norm():
 
 
 def test_device_and_precision_settings_are_checked():
+    # A config with mixed precision builds for CPU inference; training it on CPU is refused.
+    amp_on_cpu = config("SOLVER.AMP.ENABLED", True)
+    assert amp_on_cpu.MODEL.DEVICE == "cpu"
     with pytest.raises(ValueError, match="SOLVER.AMP.ENABLED"):
-        config("SOLVER.AMP.ENABLED", True)  # the tiny config runs on CPU
+        MQFormerTrainer(amp_on_cpu)
     with pytest.raises(ValueError, match="SOLVER.AMP.PRECISION"):
         config("SOLVER.AMP.PRECISION", "float8")
     if not torch.cuda.is_available():

@@ -215,7 +215,7 @@ def test_swin_backbone_shapes():
         assert out[name].shape == (1, spec.channels, 64 // spec.stride, 96 // spec.stride)
 
 
-def test_checkpointer_maps_bare_backbone_weights_by_suffix():
+def test_checkpointer_loads_bare_detectron2_backbone_weights():
     from detectron2.config import get_cfg
     from detectron2.modeling import build_resnet_backbone
 

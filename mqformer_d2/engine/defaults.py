@@ -38,16 +38,22 @@ def build_config(config_file: str, opts: Sequence[str] = (), cpu: bool = False) 
 
 
 def check_device_settings(cfg: CfgNode) -> None:
-    """Clear errors for a CUDA MODEL.DEVICE without CUDA and for mixed precision on CPU."""
+    """Clear errors for a CUDA MODEL.DEVICE without CUDA and an unknown mixed precision. Mixed
+    precision on CPU is only an error for training (`check_training_precision`): a config made
+    for GPU training still builds for CPU inference."""
     device = torch.device(cfg.MODEL.DEVICE)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"MODEL.DEVICE is {cfg.MODEL.DEVICE!r} but CUDA is not available: "
                            "add `MODEL.DEVICE cpu` (or --cpu) to run on CPU")
     if cfg.SOLVER.AMP.PRECISION not in _AMP_PRECISIONS:
         raise ValueError(f"SOLVER.AMP.PRECISION: {cfg.SOLVER.AMP.PRECISION!r} is not one of {_AMP_PRECISIONS}")
-    if cfg.SOLVER.AMP.ENABLED and device.type != "cuda":
-        raise ValueError("SOLVER.AMP.ENABLED needs MODEL.DEVICE cuda (detectron2's AMPTrainer is "
-                         f"CUDA-only); MODEL.DEVICE is {cfg.MODEL.DEVICE!r}")
+
+
+def check_training_precision(cfg: CfgNode) -> None:
+    """Training in mixed precision needs CUDA (detectron2's AMPTrainer is CUDA-only)."""
+    if cfg.SOLVER.AMP.ENABLED and torch.device(cfg.MODEL.DEVICE).type != "cuda":
+        raise ValueError("SOLVER.AMP.ENABLED needs MODEL.DEVICE cuda for training (detectron2's AMPTrainer is "
+                         f"CUDA-only); MODEL.DEVICE is {cfg.MODEL.DEVICE!r}: add `SOLVER.AMP.ENABLED False`")
 
 
 def from_scratch_recipe_problems(cfg: CfgNode) -> List[str]:

@@ -3,7 +3,12 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 import torch
+from detectron2.data import MetadataCatalog
+from detectron2.data import transforms as T
 from detectron2.engine import DefaultPredictor
+from detectron2.modeling import build_model
+
+from ..modeling import MQFormerCheckpointer
 
 PREDICTOR_TASKS = ("instance", "semantic", "panoptic", "referring")
 
@@ -22,7 +27,23 @@ class MQFormerPredictor(DefaultPredictor):
     "panoptic" -> {"panoptic_seg": (segment ids, segments_info)}, "referring" -> {"referring":
     {"texts", "masks" (T, H, W), "scores"}}, one mask per prompt; None = MODEL.MQFORMER.TEST.TASK.
     Class indices (pred_classes, category_id) index `prompts`.
+
+    MODEL.WEIGHTS is loaded with `MQFormerCheckpointer` (safe reading, format conversion, load
+    report, errors for files that do not fit the model), not detectron2's plain loader.
     """
+
+    def __init__(self, cfg):
+        """DefaultPredictor's set-up, with MQ-Former's weights loader."""
+        self.cfg = cfg.clone()
+        self.model = build_model(self.cfg)
+        self.model.eval()
+        if len(cfg.DATASETS.TEST):
+            self.metadata = MetadataCatalog.get(cfg.DATASETS.TEST[0])
+        MQFormerCheckpointer(self.model).load(cfg.MODEL.WEIGHTS)
+        self.aug = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MIN_SIZE_TEST], cfg.INPUT.MAX_SIZE_TEST)
+        self.input_format = cfg.INPUT.FORMAT
+        if self.input_format not in ("RGB", "BGR"):
+            raise ValueError(f"INPUT.FORMAT must be RGB or BGR, got {self.input_format!r}")
 
     def __call__(self, original_image: np.ndarray, prompts: Optional[Sequence[str]] = None,
                  task: Optional[str] = None) -> Dict:

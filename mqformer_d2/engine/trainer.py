@@ -25,7 +25,7 @@ from detectron2.utils.logger import setup_logger
 
 from ..data import UnifiedDatasetMapper, build_unified_train_loader, load_tagged_dataset_dicts
 from ..modeling import MQFormerCheckpointer
-from .defaults import warn_about_from_scratch_recipe
+from .defaults import check_training_precision, warn_about_from_scratch_recipe
 from .optimizer import build_optimizer
 
 _EVALUATION_MODULE = "mqformer_d2.evaluation"
@@ -57,6 +57,16 @@ def suite_summaries(results: Dict) -> Dict:
     return dict(summarize(results)) if summarize is not None else {}
 
 
+def warn_about_random_frozen_text_tower(model: torch.nn.Module) -> Optional[str]:
+    """Log (and return) the text encoder's warning about a frozen tower without weights, if any."""
+    model = getattr(model, "module", model)
+    check = getattr(getattr(model, "text_encoder", None), "random_frozen_tower_warning", None)
+    message = check() if check is not None else None
+    if message:
+        logging.getLogger(__name__).warning(message)
+    return message
+
+
 def _ddp_device_kwargs(model: torch.nn.Module) -> dict:
     """DistributedDataParallel's device arguments: the local GPU, or none for a CPU model (gloo)."""
     device = next(model.parameters()).device
@@ -73,6 +83,7 @@ class MQFormerTrainer(DefaultTrainer):
         """Builds what DefaultTrainer builds, in its order; only the DDP device arguments, the AMP
         precision and the checkpointer differ. Evaluation is checked to be available up front so
         that a missing evaluator does not fail a finished training run."""
+        check_training_precision(cfg)
         TrainerBase.__init__(self)
         if not logging.getLogger("detectron2").isEnabledFor(logging.INFO):
             setup_logger()
@@ -101,6 +112,11 @@ class MQFormerTrainer(DefaultTrainer):
         (the one after the final iteration), or None when DATASETS.TEST is empty."""
         super().train()
         return getattr(self, "_last_eval_results", None) if len(self.cfg.DATASETS.TEST) else None
+
+    def resume_or_load(self, resume: bool = True) -> None:
+        """DefaultTrainer's, then a loud warning if the text tower would train frozen at random."""
+        super().resume_or_load(resume=resume)
+        warn_about_random_frozen_text_tower(self.model)
 
     @classmethod
     def test(cls, cfg, model, evaluators=None):

@@ -1,56 +1,110 @@
-"""Loading backbone / Mask DINO / MQ-Former weights from a local file into MQ-Former.
+"""`MQFormerCheckpointer`: the one loader of weights files into MQ-Former.
 
-`MQFormerCheckpointer` is detectron2's `DetectionCheckpointer` (which already logs missing and
-unexpected keys) plus:
-- a checkpoint whose names mostly do not exist in the model (e.g. a bare timm Swin or torchvision
-  ResNet state dict) is matched by name suffix with detectron2's `align_and_update_state_dicts`
-  ("layers.0.blocks.0.attn.qkv.weight" -> "backbone.swin.layers.0.blocks.0.attn.qkv.weight");
-- a one-line key-mapping report: matched / missing / unexpected / wrong-shape counts.
+It is detectron2's `DetectionCheckpointer` (saving, `resume_or_load`, checkpointables) with:
+- reading through `weights.read_weights_file`: `.pkl` without unpickling code, every other file
+  with `torch.load(weights_only=True)`, clear errors naming the file;
+- an explicit conversion of known formats into MQ-Former's names (`weights.formats`: Mask DINO
+  checkpoints, Swin in Microsoft's or timm's layout, detectron2 ResNets);
+- a `LoadReport` per load (`self.last_report`, logged): per component, tensors loaded / left as
+  built, and the file's tensors that were skipped, grouped by reason;
+- errors instead of a silently random model: a file that fills less than half of the backbone,
+  or an MQ-Former checkpoint whose tensors do not fit the model (another config).
 """
 import logging
+import os
+from typing import Dict, Optional
 
 from detectron2.checkpoint import DetectionCheckpointer
 
+from .weights.files import read_weights_file
+from .weights.formats import MQFORMER, convert_checkpoint
+from .weights.report import LoadReport, group_names
+
 logger = logging.getLogger(__name__)
 
-# Below this fraction of checkpoint names found verbatim in the model, match by suffix instead.
-_VERBATIM_MATCH_FRACTION = 0.5
+# Below this fraction of the backbone's tensors loaded, a weights file is an error.
+MIN_BACKBONE_SHARE = 0.5
+# Report reasons of the file's tensors that the model did not take.
+NOT_IN_MODEL = "not in the model"
+WRONG_SHAPE = "with another shape than the model's"
+
+
+class WeightsMismatchError(ValueError):
+    """A weights file that does not fit the model (the message names the file and the mismatches)."""
 
 
 class MQFormerCheckpointer(DetectionCheckpointer):
     """Use as `MQFormerCheckpointer(model).load(cfg.MODEL.WEIGHTS)` (arguments as detectron2's)."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.last_report: Optional[LoadReport] = None
+        self._path: str = ""
+
+    def load(self, path, *args, **kwargs):
+        """detectron2's `load`, with a FileNotFoundError naming a local file that does not exist."""
+        if path and "://" not in path and not os.path.isfile(path.split("?")[0]):
+            raise FileNotFoundError(f"weights file {path} does not exist (MODEL.WEIGHTS)")
+        return super().load(path, *args, **kwargs)
+
+    def load_checkpoint(self, checkpoint: Dict, source: str) -> LoadReport:
+        """Load a checkpoint dict already in memory (`{"model": state_dict}`, as
+        `read_weights_file` returns it); `source` names it in the report and in errors."""
+        self._path = source
+        self._load_model(checkpoint)
+        return self.last_report
+
+    def _load_file(self, filename: str):
+        self._path = filename
+        return read_weights_file(filename)
+
     def _load_model(self, checkpoint):
-        state = {key.removeprefix("module."): value for key, value in checkpoint["model"].items()}
-        checkpoint["model"] = state
-        model_keys = set(self.model.state_dict())
-        verbatim = sum(key in model_keys for key in state)
-        if state and verbatim < _VERBATIM_MATCH_FRACTION * len(state):
-            logger.info(
-                "Only %d of %d checkpoint keys name model parameters: matching them by suffix.",
-                verbatim, len(state),
-            )
-            checkpoint["matching_heuristics"] = True
-        num_checkpoint_keys = len(state)
+        model = self.model.module if hasattr(self.model, "module") else self.model
+        state = {name.removeprefix("module."): value for name, value in checkpoint["model"].items()}
+        self._convert_ndarray_to_tensor(state)
+        file_format, conversion = convert_checkpoint(dict(checkpoint, model=state), model)
+        checkpoint["model"] = conversion.tensors
+        checkpoint.pop("matching_heuristics", None)  # the conversion above did the matching
         incompatible = super()._load_model(checkpoint)
-        log_key_mapping_report(model_keys, num_checkpoint_keys, incompatible)
+        wrong_shape = {name for name, *_ in incompatible.incorrect_shapes}
+        skipped = dict(conversion.skipped)
+        skipped[NOT_IN_MODEL] = [conversion.origin[n] for n in incompatible.unexpected_keys]
+        skipped[WRONG_SHAPE] = [
+            f"{conversion.origin[n]} {tuple(file_shape)} -> {n} {tuple(model_shape)}"
+            for n, file_shape, model_shape in incompatible.incorrect_shapes
+        ]
+        model_keys = list(model.state_dict())
+        known = set(model_keys)
+        sources = {n: conversion.origin[n] for n in conversion.tensors if n not in wrong_shape and n in known}
+        self.last_report = LoadReport.build(self._path, file_format, model_keys, sources, skipped)
+        logger.info("%s", self.last_report)
+        check_report(self.last_report, incompatible)
         return incompatible
 
+    def _log_incompatible_keys(self, incompatible) -> None:
+        """The LoadReport (logged in `_load_model`) replaces detectron2's lists of names."""
 
-def log_key_mapping_report(model_keys, num_checkpoint_keys: int, incompatible) -> dict:
-    """Log and return {matched, missing, unexpected, wrong_shape} counts of one load."""
-    wrong_shape = len(incompatible.incorrect_shapes)
-    missing = len(incompatible.missing_keys)
-    report = {
-        "matched": len(model_keys) - missing - wrong_shape,
-        "missing": missing,
-        "unexpected": len(incompatible.unexpected_keys),
-        "wrong_shape": wrong_shape,
-        "checkpoint_keys": num_checkpoint_keys,
-    }
-    logger.info(
-        "Weights key mapping: %(matched)d model keys loaded, %(missing)d missing, "
-        "%(unexpected)d unexpected, %(wrong_shape)d with the wrong shape "
-        "(checkpoint holds %(checkpoint_keys)d keys).", report,
-    )
-    return report
+
+def check_report(report: LoadReport, incompatible) -> None:
+    """Raise WeightsMismatchError for a file that leaves most of the backbone as built, or an
+    MQ-Former checkpoint with tensors of other shapes (a checkpoint of another config)."""
+    loaded, total = report.counts("backbone")
+    if total and loaded < MIN_BACKBONE_SHARE * total:
+        raise WeightsMismatchError(
+            f"weights file {report.path} ({report.file_format}) fills only {loaded} of the model's {total} "
+            f"backbone tensors: it is not weights of this model's backbone (MODEL.BACKBONE / config?). "
+            f"First model tensors not found: {group_names(report.initialised['backbone'], 4)}; "
+            f"first file tensors not used: {_first_skipped(report)}"
+        )
+    if report.file_format == MQFORMER and incompatible.incorrect_shapes:
+        raise WeightsMismatchError(
+            f"weights file {report.path} is an MQ-Former checkpoint of another configuration: "
+            f"{len(incompatible.incorrect_shapes)} tensors have other shapes than the model's, e.g. "
+            f"{report.skipped[WRONG_SHAPE][:3]}; build the model "
+            "with the config it was trained with"
+        )
+
+
+def _first_skipped(report: LoadReport, limit: int = 4):
+    names = [name for names in report.skipped.values() for name in names]
+    return group_names(names, limit)

@@ -15,13 +15,13 @@ same order, ``sent_ids``; plus ``ref_id`` and ``ann_id``. An evaluator iterates
 sentence only (X-Decoder's protocol).
 """
 import os
-import pickle
 from collections import defaultdict
 from typing import Dict, List
 
 from detectron2.data.datasets.builtin_meta import _get_builtin_metadata
 from detectron2.structures import BoxMode
 
+from ...safe_pickle import UnsafePickleError, loads_pickle_safely
 from .common import clean_class_names, load_json, register_dataset, require_dir, require_file
 
 # (dataset folder, split_by) -> splits
@@ -35,13 +35,19 @@ COCO_TRAIN2014 = os.path.join("coco", "train2014")
 
 
 def load_refs(path: str) -> List[dict]:
-    """The list of refs of an official ``refs(<split_by>).p`` pickle (written by Python 2)."""
+    """The list of refs of an official ``refs(<split_by>).p`` pickle (written by Python 2).
+
+    Read with `safe_pickle` (lists, dicts, strings and numbers only): a pickle that would run code
+    is refused with an error naming the file."""
     with open(require_file(path), "rb") as f:
+        data = f.read()
+    try:
         try:
-            return pickle.load(f)
+            return loads_pickle_safely(data)
         except UnicodeDecodeError:  # Python-2 byte strings that are not ASCII
-            f.seek(0)
-            return pickle.load(f, encoding="latin1")
+            return loads_pickle_safely(data, encoding="latin1")
+    except UnsafePickleError as e:
+        raise ValueError(f"{path}: not a RefCOCO refs file: {e}") from None
 
 
 def ref_annotation(ref: dict, ann: dict, id_map: Dict[int, int]) -> dict:

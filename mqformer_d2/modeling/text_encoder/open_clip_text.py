@@ -11,6 +11,7 @@ from detectron2.config import configurable
 from torch import Tensor, nn
 
 from .build import TEXT_ENCODER_REGISTRY
+from .pretrained import load_text_tower
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,8 @@ class OpenCLIPTextEncoder(nn.Module):
 
     Args:
         model_name: open_clip model config, e.g. "ViT-B-32" or TINY_TEXT_MODEL_NAME.
-        pretrained: open_clip pretrained tag (downloads), a local weights file, or None (random).
+        pretrained: a local open_clip checkpoint of `model_name` (text tower taken from it, see
+            pretrained.py), an open_clip pretrained tag (downloads), or None (random).
         freeze: keep the tower frozen (in eval mode, no gradients).
         output_dim: width of the returned embeddings.
         prompt_templates: templates with one "{}" for class names, used when `use_templates`.
@@ -47,9 +49,14 @@ class OpenCLIPTextEncoder(nn.Module):
         bad = [t for t in prompt_templates if t.count("{}") != 1]
         if bad:
             raise ValueError(f"MODEL.MQFORMER.TEXT_ENCODER.PROMPT_TEMPLATES: {bad} need exactly one '{{}}'")
-        self.clip = open_clip.create_model(model_name, pretrained=pretrained or None)
+        local = _is_local_file(pretrained)
+        self.clip = open_clip.create_model(model_name, pretrained=None if local else (pretrained or None))
         # Only the text tower is used: drop the image tower's weights.
         self.clip.visual = nn.Identity()
+        if local:
+            load_text_tower(self.clip, pretrained)
+        # Where the tower's weights come from ("" = random initialisation, so far).
+        self.tower_source = pretrained or ""
         self.tokenizer = open_clip.get_tokenizer(model_name)
         self.frozen = freeze
         for name, param in self.clip.named_parameters():
@@ -81,10 +88,22 @@ class OpenCLIPTextEncoder(nn.Module):
             self.clip.eval()
         return self
 
-    def _load_from_state_dict(self, *args, **kwargs):
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # New weights make cached embeddings stale.
         self._cache.clear()
-        super()._load_from_state_dict(*args, **kwargs)
+        if any(name.startswith(f"{prefix}clip.transformer.") for name in state_dict):
+            self.tower_source = "a checkpoint"
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def random_frozen_tower_warning(self) -> Optional[str]:
+        """A warning when the tower is frozen but was never given weights (else None): it would
+        then train nothing but its projection, on random text features."""
+        if not self.frozen or self.tower_source:
+            return None
+        return ("MODEL.MQFORMER.TEXT_ENCODER.FREEZE is True but the CLIP text tower has no weights "
+                "(MODEL.MQFORMER.TEXT_ENCODER.PRETRAINED is empty and MODEL.WEIGHTS held no text tower): it stays "
+                "frozen at random values and only its projection trains. Set TEXT_ENCODER.PRETRAINED to a local "
+                "open_clip checkpoint of TEXT_ENCODER.MODEL_NAME (docs/usage.md, section 6), or FREEZE False.")
 
     def forward(self, texts: Sequence[str], use_templates: bool = False) -> Tensor:
         """Embed `texts` -> (T, output_dim); templates (if any are configured) only when asked."""
@@ -122,4 +141,16 @@ class OpenCLIPTextEncoder(nn.Module):
         features = F.normalize(self.clip.encode_text(self.tokenizer(prompts).to(device)), dim=-1)
         features = features.view(len(texts), len(templates), -1).mean(1)
         return F.normalize(features, dim=-1)
+
+
+def _is_local_file(pretrained: Optional[str]) -> bool:
+    """Whether TEXT_ENCODER.PRETRAINED names a local file (an error if it looks like a path to
+    nothing) rather than an open_clip pretrained tag."""
+    if not pretrained or pretrained.startswith(("hf-hub:", "local-dir:")):
+        return False
+    if os.path.isfile(pretrained):
+        return True
+    if os.sep in pretrained or os.path.splitext(pretrained)[1] in (".pt", ".pth", ".bin", ".safetensors"):
+        raise FileNotFoundError(f"MODEL.MQFORMER.TEXT_ENCODER.PRETRAINED: {pretrained} does not exist")
+    return False
 
