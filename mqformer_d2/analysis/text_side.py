@@ -31,8 +31,9 @@ def classifier_calibration(model) -> Dict[str, float]:
         query = torch.ones(1, 1, classifier.query_projection.in_features, device=classifier.bias.device)
         own_text = classifier.query_projection(query)[0]  # (1, C)
         logit = float(classifier(query, own_text))
-    return {"logit_scale": logit - float(classifier.bias), "logit_scale_raw": float(classifier.log_scale.exp()),
-            "logit_bias": float(classifier.bias)}
+    bias = float(classifier.bias.detach())
+    return {"logit_scale": logit - bias, "logit_scale_raw": float(classifier.log_scale.detach().exp()),
+            "logit_bias": bias}
 
 
 def text_side_report(model, names: Sequence[str]) -> Dict:
