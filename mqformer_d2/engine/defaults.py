@@ -2,7 +2,6 @@
 import argparse
 import logging
 import os
-import time
 from typing import Sequence
 
 import torch
@@ -12,6 +11,7 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from .. import config as model_config
+from .run_dirs import claim_timestamped_dir
 
 _AMP_PRECISIONS = ("float16", "bfloat16")
 
@@ -72,15 +72,21 @@ def check_output_dir(cfg: CfgNode, args) -> None:
 
 
 def separate_eval_output_dir(cfg: CfgNode) -> CfgNode:
-    """For --eval-only: a fresh `eval_<time>` sub-folder when OUTPUT_DIR already holds files (e.g.
-    the training run being evaluated), so its config.yaml and inference/ results are kept."""
-    if not os.path.isdir(cfg.OUTPUT_DIR) or not os.listdir(cfg.OUTPUT_DIR):
+    """For --eval-only: a fresh `eval_<time>[_<n>]` sub-folder when OUTPUT_DIR already holds files
+    (e.g. the training run being evaluated), so its config.yaml and inference/ results are kept.
+    The main process claims it atomically (two evaluations started in the same second get two
+    folders) and tells the other processes its name."""
+    output_dir = None
+    if comm.is_main_process() and os.path.isdir(cfg.OUTPUT_DIR) and os.listdir(cfg.OUTPUT_DIR):
+        output_dir = claim_timestamped_dir(cfg.OUTPUT_DIR, "eval_")
+        logging.getLogger(__name__).info("--eval-only: writing to %s (OUTPUT_DIR is not empty)", output_dir)
+    output_dir = comm.all_gather(output_dir)[0] if comm.get_world_size() > 1 else output_dir
+    if output_dir is None:
         return cfg
     cfg = cfg.clone()
     cfg.defrost()
-    cfg.OUTPUT_DIR = os.path.join(cfg.OUTPUT_DIR, time.strftime("eval_%Y%m%d_%H%M%S"))
+    cfg.OUTPUT_DIR = output_dir
     cfg.freeze()
-    logging.getLogger(__name__).info("--eval-only: writing to %s (OUTPUT_DIR is not empty)", cfg.OUTPUT_DIR)
     return cfg
 
 
