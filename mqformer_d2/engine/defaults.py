@@ -11,6 +11,7 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from .. import config as model_config
+from .resume import keep_run_config
 from .run_dirs import claim_timestamped_dir
 
 _AMP_PRECISIONS = ("float16", "bfloat16")
@@ -92,12 +93,16 @@ def separate_eval_output_dir(cfg: CfgNode) -> CfgNode:
 
 def setup(args) -> CfgNode:
     """Config from the command line, checked, then detectron2's `default_setup` (logging, a copy
-    of the config in OUTPUT_DIR, seeds). Never writes over another run's files."""
+    of the config in OUTPUT_DIR, seeds). Never writes over another run's files; with --resume the
+    run's config.yaml is kept and this command's config goes to config.resume-<n>.yaml."""
     cfg = build_config(args.config_file, args.opts, cpu=getattr(args, "cpu", False))
     check_output_dir(cfg, args)
     if args.eval_only:
         cfg = separate_eval_output_dir(cfg)
-    default_setup(cfg, args)
+    if args.resume and not args.eval_only and comm.is_main_process():
+        keep_run_config(cfg.OUTPUT_DIR, lambda: default_setup(cfg, args))  # config.resume-<n>.yaml
+    else:
+        default_setup(cfg, args)
     # default_setup configures detectron2's and fvcore's loggers; ours would otherwise be silent.
     setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="mqformer_d2", abbrev_name="mq")
     return cfg
