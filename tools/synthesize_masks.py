@@ -44,6 +44,7 @@ from tqdm import tqdm
 
 import mqformer_d2  # noqa: F401  (registers the model and the datasets)
 from mqformer_d2.data import synthetic
+from mqformer_d2.data.images import read_image
 from mqformer_d2.data.augmentation import build_augmentations
 from mqformer_d2.data.datasets.common import encode_mask
 from mqformer_d2.engine import build_config
@@ -163,7 +164,7 @@ def box_prompts(record: Dict, text_prompts: Sequence[str], dataset: str):
 
 def model_input(record: Dict, augmentations: T.AugmentationList, image_format: str) -> Dict:
     """The test-time model input of a record: resized image (3, h, w), original height / width."""
-    image = utils.read_image(record["file_name"], format=image_format)
+    image = read_image(record["file_name"], format=image_format)
     utils.check_image_size(record, image)
     aug_input = T.AugInput(image)
     augmentations(aug_input)
