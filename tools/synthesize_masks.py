@@ -100,6 +100,13 @@ def prepare_parts(args, settings: Dict) -> None:
         with open(path) as f:
             previous = json.load(f)
         changed = sorted(k for k in set(previous) | set(settings) if previous.get(k) != settings.get(k))
+        if changed and not read_parts(folder):
+            # A start that failed before finishing any image (e.g. a bad weights file): nothing to
+            # keep, so the corrected command starts over instead of being refused.
+            logger.info("%s holds no finished image of the earlier run (settings %s): starting over",
+                        folder, ", ".join(changed))
+            synthetic.write_json_atomic(path, settings)
+            return
         if changed:
             raise RuntimeError(f"{folder} holds the progress of a run with other settings ({', '.join(changed)}); "
                                "rerun with the same settings to resume it, or delete that folder to start over")
