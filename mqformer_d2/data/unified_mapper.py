@@ -114,13 +114,17 @@ class UnifiedDatasetMapper:
         original_size = (dataset_dict["height"], dataset_dict["width"])
         flipped = count_horizontal_flips(transforms) % 2 == 1
         targets = []
-        for annotation in annotations:
+        for index, annotation in enumerate(annotations):
             if annotation.get("iscrowd", 0):
                 continue
             text = choose_text(annotation, prompts, self.rng, dataset_dict["dataset_name"])
             if flipped and annotation.get("texts"):
                 text = mirror_sentence(text)
-            target = annotation_to_target(annotation, text, transforms, original_size, image_size)
+            try:
+                target = annotation_to_target(annotation, text, transforms, original_size, image_size)
+            except (ValueError, TypeError, KeyError) as e:  # e.g. an invalid RLE
+                raise ValueError(f"dataset '{dataset_dict['dataset_name']}', image {dataset_dict['file_name']}, "
+                                 f"annotation {index} (id {annotation.get('id')}): {e}") from e
             if target is not None:
                 targets.append(target)
         return targets
