@@ -1,4 +1,5 @@
 """Resume picks the newest intact checkpoint; the run's config.yaml survives a resume."""
+import logging
 import os
 import time
 
@@ -26,7 +27,9 @@ def test_an_intact_last_checkpoint_is_used(run):
     assert resume_checkpoint(str(run)) == str(run / "model_final.pth")
 
 
-def test_a_truncated_last_checkpoint_falls_back_to_the_newest_intact_one(run, caplog):
+def test_a_truncated_last_checkpoint_falls_back_to_the_newest_intact_one(run, caplog, monkeypatch):
+    # detectron2's setup_logger (run by other tests) stops "mqformer_d2" records reaching caplog.
+    monkeypatch.setattr(logging.getLogger("mqformer_d2"), "propagate", True)
     final = run / "model_final.pth"
     final.write_bytes(final.read_bytes()[:200])
     assert not is_intact_checkpoint(str(final))
