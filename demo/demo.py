@@ -15,10 +15,10 @@ import sys
 from typing import List, Sequence
 
 import cv2
-from detectron2.data.detection_utils import read_image
 from detectron2.utils.logger import setup_logger
 from tqdm import tqdm
 
+from mqformer_d2.data.images import read_image
 from mqformer_d2.engine import MQFormerPredictor, build_config, draw_prediction
 from mqformer_d2.engine.predictor import PREDICTOR_TASKS
 

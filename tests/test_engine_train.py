@@ -107,6 +107,29 @@ def test_resume_continues_from_the_last_checkpoint(train_net, trained, digest_ev
     assert "Starting training from iteration 3" in new_log
 
 
+def test_resume_skips_a_truncated_last_checkpoint_and_keeps_the_config(train_net, trained, digest_evaluators,
+                                                                       tmp_path):
+    output_dir = str(tmp_path / "resumed")
+    shutil.copytree(trained[0], output_dir)
+    final = os.path.join(output_dir, "model_final.pth")  # named by last_checkpoint
+    with open(final, "r+b") as f:
+        f.truncate(os.path.getsize(final) // 2)
+    with open(os.path.join(output_dir, "config.yaml")) as f:
+        training_config = f.read()
+    log_size = os.path.getsize(os.path.join(output_dir, "log.txt"))
+    train_net.main(train_net_args("--config-file", TINY_CONFIG, "--resume", *TRAIN_OPTIONS,
+                                  "OUTPUT_DIR", output_dir, "SOLVER.MAX_ITER", 4))
+    with open(os.path.join(output_dir, "log.txt")) as f:
+        warnings = [line for line in f.read()[log_size:].splitlines() if "WARNING" in line]
+    assert any(f"{final} (named in" in line and "truncated" in line for line in warnings), warnings
+    # Resumed from model_0000001.pth (iteration 1), then trained iterations 2 and 3.
+    assert checkpoint_iteration(final) == 3
+    with open(os.path.join(output_dir, "config.yaml")) as f:
+        assert f.read() == training_config
+    with open(os.path.join(output_dir, "config.resume-1.yaml")) as f:
+        assert "MAX_ITER: 4" in f.read()
+
+
 def test_new_run_refuses_an_output_dir_with_checkpoints(train_net, trained):
     output_dir = trained[0]
     before = os.path.getmtime(os.path.join(output_dir, "model_final.pth"))

@@ -142,7 +142,15 @@ def test_mask_tool_never_overwrites_without_the_flag(shapes_root, weights, tmp_p
 def test_mask_tool_refuses_to_resume_with_other_settings(shapes_root, weights, tmp_path, monkeypatch):
     tool = load_script("tools/synthesize_masks.py")
     output = tmp_path / "masks.json"
-    monkeypatch.setattr(tool, "predict_batch", lambda *args: (_ for _ in ()).throw(Killed()))
+    real_predict_batch, calls = tool.predict_batch, []
+
+    def killed_after_one_batch(*args):  # one image finished: progress that other settings would lose
+        if calls:
+            raise Killed()
+        calls.append(1)
+        return real_predict_batch(*args)
+
+    monkeypatch.setattr(tool, "predict_batch", killed_after_one_batch)
     with pytest.raises(Killed):
         tool.run(tool_arguments(output, weights))
     with pytest.raises(RuntimeError, match="batch_size"):

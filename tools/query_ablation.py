@@ -109,10 +109,12 @@ def ablation_table(rows: Dict[str, Dict[str, float]]) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    output_dir = args.output_dir or os.path.join(ROOT, "output", "query_ablation", time.strftime("run_%Y%m%d_%H%M%S"))
-    if os.path.isdir(output_dir) and os.listdir(output_dir):
-        raise FileExistsError(f"--output-dir {output_dir} already holds files; choose a new folder")
-    os.makedirs(output_dir, exist_ok=True)
+    from mqformer_d2.engine.run_dirs import claim_dir, claim_timestamped_dir
+
+    if args.output_dir:
+        output_dir = claim_dir(args.output_dir)
+    else:
+        output_dir = claim_timestamped_dir(os.path.join(ROOT, "output", "query_ablation"), "run_")
     from detectron2.utils.logger import setup_logger
 
     from mqformer_d2.evaluation.report import plot_training_curves, read_metrics

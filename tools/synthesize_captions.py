@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 import mqformer_d2  # noqa: F401  (registers the datasets)
 from mqformer_d2.data import synthetic
+from mqformer_d2.data.images import read_image
 from mqformer_d2.data.captioning import Captioner, load_captioner
 
 logger = logging.getLogger("mqformer_d2.tools.synthesize_captions")
@@ -58,7 +59,7 @@ def caption_image(captioner: Captioner, record: Dict, prompts: Sequence[str], da
     objects = [j for j, ann in enumerate(annotations) if not ann.get("iscrowd", 0) and "bbox" in ann]
     if not objects:
         return [[] for _ in annotations]
-    image = utils.read_image(record["file_name"], format="RGB")
+    image = read_image(record["file_name"], format="RGB")
     utils.check_image_size(record, image)
     inputs = [dict(annotations[j], class_name=class_name(annotations[j], prompts, dataset, record["image_id"]))
               for j in objects]

@@ -44,6 +44,7 @@ from tqdm import tqdm
 
 import mqformer_d2  # noqa: F401  (registers the model and the datasets)
 from mqformer_d2.data import synthetic
+from mqformer_d2.data.images import read_image
 from mqformer_d2.data.augmentation import build_augmentations
 from mqformer_d2.data.datasets.common import encode_mask
 from mqformer_d2.engine import build_config
@@ -99,6 +100,13 @@ def prepare_parts(args, settings: Dict) -> None:
         with open(path) as f:
             previous = json.load(f)
         changed = sorted(k for k in set(previous) | set(settings) if previous.get(k) != settings.get(k))
+        if changed and not read_parts(folder):
+            # A start that failed before finishing any image (e.g. a bad weights file): nothing to
+            # keep, so the corrected command starts over instead of being refused.
+            logger.info("%s holds no finished image of the earlier run (settings %s): starting over",
+                        folder, ", ".join(changed))
+            synthetic.write_json_atomic(path, settings)
+            return
         if changed:
             raise RuntimeError(f"{folder} holds the progress of a run with other settings ({', '.join(changed)}); "
                                "rerun with the same settings to resume it, or delete that folder to start over")
@@ -163,7 +171,7 @@ def box_prompts(record: Dict, text_prompts: Sequence[str], dataset: str):
 
 def model_input(record: Dict, augmentations: T.AugmentationList, image_format: str) -> Dict:
     """The test-time model input of a record: resized image (3, h, w), original height / width."""
-    image = utils.read_image(record["file_name"], format=image_format)
+    image = read_image(record["file_name"], format=image_format)
     utils.check_image_size(record, image)
     aug_input = T.AugInput(image)
     augmentations(aug_input)

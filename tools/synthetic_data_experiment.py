@@ -220,11 +220,13 @@ def read_results(run_dir: str) -> Dict:
 
 
 def prepare_output_dir(requested) -> str:
-    output_dir = requested or os.path.join(ROOT, "output", "synthetic_data", time.strftime("run_%Y%m%d_%H%M%S"))
-    if os.path.isdir(output_dir) and os.listdir(output_dir):
-        raise FileExistsError(f"--output-dir {output_dir} already holds files; choose a new folder")
-    os.makedirs(output_dir, exist_ok=True)
-    return output_dir
+    """`requested` (refused when it holds files) or a new output/synthetic_data/run_<time>[_<n>],
+    claimed for this process alone."""
+    from mqformer_d2.engine.run_dirs import claim_dir, claim_timestamped_dir
+
+    if requested:
+        return claim_dir(requested)
+    return claim_timestamped_dir(os.path.join(ROOT, "output", "synthetic_data"), "run_")
 
 
 def main(argv=None) -> int:

@@ -41,13 +41,13 @@ def parse_args(argv=None):
 
 
 def fresh_output_dir(requested: Optional[str]) -> str:
-    """The run's folder: `requested` or output/shapes/run_<time>; refuses one that holds files."""
-    path = requested or os.path.join(ROOT, "output", "shapes", time.strftime("run_%Y%m%d_%H%M%S"))
-    if os.path.isdir(path) and os.listdir(path):
-        raise FileExistsError(f"--output-dir {path} already holds files; choose a new folder "
-                              "(the main job never overwrites an earlier run)")
-    os.makedirs(path, exist_ok=True)
-    return path
+    """The run's folder, claimed for this process alone: `requested` (refused when it holds files)
+    or a new output/shapes/run_<time>[_<n>] (unique also for runs started in the same second)."""
+    from mqformer_d2.engine.run_dirs import claim_dir, claim_timestamped_dir
+
+    if requested:
+        return claim_dir(requested)
+    return claim_timestamped_dir(os.path.join(ROOT, "output", "shapes"), "run_")
 
 
 def main(argv=None) -> int:

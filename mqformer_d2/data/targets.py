@@ -25,7 +25,12 @@ def decode_segmentation(segmentation, height: int, width: int) -> np.ndarray:
         rles = mask_util.frPyObjects(segmentation, height, width)
         return mask_util.decode(mask_util.merge(rles))
     if isinstance(segmentation, dict):
-        if isinstance(segmentation.get("counts"), list):
+        if list(segmentation.get("size", ())) != [height, width]:
+            raise ValueError(f"invalid RLE: size {segmentation.get('size')} is not the image's [{height}, {width}]")
+        counts = segmentation.get("counts")
+        if isinstance(counts, list):
+            if sum(counts) != height * width or min(counts, default=0) < 0:
+                raise ValueError(f"invalid RLE: its counts sum to {sum(counts)}, not height x width = {height * width}")
             segmentation = mask_util.frPyObjects(segmentation, height, width)
         return mask_util.decode(segmentation)
     raise TypeError(f"unsupported segmentation type {type(segmentation).__name__}")

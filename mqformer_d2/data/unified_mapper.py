@@ -12,6 +12,7 @@ from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 
 from .augmentation import build_augmentations
+from .images import read_image
 from .targets import (
     annotation_to_target,
     count_horizontal_flips,
@@ -76,7 +77,7 @@ class UnifiedDatasetMapper:
             raise KeyError(f"{dataset_dict.get('file_name')}: dataset dict has no 'dataset_name' "
                            "(load it through mqformer_d2.data.load_tagged_dataset_dicts)")
         metadata = MetadataCatalog.get(name)
-        image = utils.read_image(dataset_dict["file_name"], format=self.image_format)
+        image = read_image(dataset_dict["file_name"], format=self.image_format)  # 16-bit scaled
         utils.check_image_size(dataset_dict, image)
         sem_seg = self._read_sem_seg(dataset_dict)
         aug_input = T.AugInput(image, sem_seg=sem_seg)
@@ -113,13 +114,17 @@ class UnifiedDatasetMapper:
         original_size = (dataset_dict["height"], dataset_dict["width"])
         flipped = count_horizontal_flips(transforms) % 2 == 1
         targets = []
-        for annotation in annotations:
+        for index, annotation in enumerate(annotations):
             if annotation.get("iscrowd", 0):
                 continue
             text = choose_text(annotation, prompts, self.rng, dataset_dict["dataset_name"])
             if flipped and annotation.get("texts"):
                 text = mirror_sentence(text)
-            target = annotation_to_target(annotation, text, transforms, original_size, image_size)
+            try:
+                target = annotation_to_target(annotation, text, transforms, original_size, image_size)
+            except (ValueError, TypeError, KeyError) as e:  # e.g. an invalid RLE
+                raise ValueError(f"dataset '{dataset_dict['dataset_name']}', image {dataset_dict['file_name']}, "
+                                 f"annotation {index} (id {annotation.get('id')}): {e}") from e
             if target is not None:
                 targets.append(target)
         return targets

@@ -2,7 +2,6 @@
 import argparse
 import logging
 import os
-import time
 from typing import List, Sequence
 
 import torch
@@ -12,6 +11,8 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from .. import config as model_config
+from .resume import keep_run_config
+from .run_dirs import claim_timestamped_dir
 
 _AMP_PRECISIONS = ("float16", "bfloat16")
 
@@ -103,26 +104,36 @@ def check_output_dir(cfg: CfgNode, args) -> None:
 
 
 def separate_eval_output_dir(cfg: CfgNode) -> CfgNode:
-    """For --eval-only: a fresh `eval_<time>` sub-folder when OUTPUT_DIR already holds files (e.g.
-    the training run being evaluated), so its config.yaml and inference/ results are kept."""
-    if not os.path.isdir(cfg.OUTPUT_DIR) or not os.listdir(cfg.OUTPUT_DIR):
+    """For --eval-only: a fresh `eval_<time>[_<n>]` sub-folder when OUTPUT_DIR already holds files
+    (e.g. the training run being evaluated), so its config.yaml and inference/ results are kept.
+    The main process claims it atomically (two evaluations started in the same second get two
+    folders) and tells the other processes its name."""
+    output_dir = None
+    if comm.is_main_process() and os.path.isdir(cfg.OUTPUT_DIR) and os.listdir(cfg.OUTPUT_DIR):
+        output_dir = claim_timestamped_dir(cfg.OUTPUT_DIR, "eval_")
+        logging.getLogger(__name__).info("--eval-only: writing to %s (OUTPUT_DIR is not empty)", output_dir)
+    output_dir = comm.all_gather(output_dir)[0] if comm.get_world_size() > 1 else output_dir
+    if output_dir is None:
         return cfg
     cfg = cfg.clone()
     cfg.defrost()
-    cfg.OUTPUT_DIR = os.path.join(cfg.OUTPUT_DIR, time.strftime("eval_%Y%m%d_%H%M%S"))
+    cfg.OUTPUT_DIR = output_dir
     cfg.freeze()
-    logging.getLogger(__name__).info("--eval-only: writing to %s (OUTPUT_DIR is not empty)", cfg.OUTPUT_DIR)
     return cfg
 
 
 def setup(args) -> CfgNode:
     """Config from the command line, checked, then detectron2's `default_setup` (logging, a copy
-    of the config in OUTPUT_DIR, seeds). Never writes over another run's files."""
+    of the config in OUTPUT_DIR, seeds). Never writes over another run's files; with --resume the
+    run's config.yaml is kept and this command's config goes to config.resume-<n>.yaml."""
     cfg = build_config(args.config_file, args.opts, cpu=getattr(args, "cpu", False))
     check_output_dir(cfg, args)
     if args.eval_only:
         cfg = separate_eval_output_dir(cfg)
-    default_setup(cfg, args)
+    if args.resume and not args.eval_only and comm.is_main_process():
+        keep_run_config(cfg.OUTPUT_DIR, lambda: default_setup(cfg, args))  # config.resume-<n>.yaml
+    else:
+        default_setup(cfg, args)
     # default_setup configures detectron2's and fvcore's loggers; ours would otherwise be silent.
     setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="mqformer_d2", abbrev_name="mq")
     return cfg

@@ -10,6 +10,8 @@ from detectron2.modeling import build_model
 
 from ..modeling import MQFormerCheckpointer
 
+from ..data.images import as_uint8_bgr
+
 PREDICTOR_TASKS = ("instance", "semantic", "panoptic", "referring")
 
 
@@ -49,7 +51,8 @@ class MQFormerPredictor(DefaultPredictor):
                  task: Optional[str] = None) -> Dict:
         """
         Args:
-            original_image: (H, W, 3) uint8 image in BGR order.
+            original_image: (H, W, 3) uint8 image in BGR order (uint16 is scaled to 8 bits, (H, W)
+                grayscale replicated; a float array is refused with a message saying how to convert).
             prompts: texts to segment, see the class docstring.
             task: one of PREDICTOR_TASKS (the model also accepts "detection", "foreground", "all").
 
@@ -68,9 +71,10 @@ class MQFormerPredictor(DefaultPredictor):
             return self.model([inputs])[0]
 
     def model_inputs(self, original_image: np.ndarray) -> Dict:
-        """The model's input dict of a BGR image: resized, in INPUT.FORMAT channel order."""
-        if original_image.ndim != 3 or original_image.shape[2] != 3:
-            raise ValueError(f"expected an (H, W, 3) BGR image, got shape {original_image.shape}")
+        """The model's input dict of a BGR image: checked and converted to (H, W, 3) uint8 (see
+        `as_uint8_bgr`: 16-bit and grayscale converted, float refused), resized, in INPUT.FORMAT
+        channel order."""
+        original_image = as_uint8_bgr(original_image, "original_image")
         if self.input_format == "RGB":
             original_image = original_image[:, :, ::-1]
         height, width = original_image.shape[:2]

@@ -27,6 +27,7 @@ from ..data import UnifiedDatasetMapper, build_unified_train_loader, load_tagged
 from ..modeling import MQFormerCheckpointer
 from .defaults import check_training_precision, warn_about_from_scratch_recipe
 from .optimizer import build_optimizer
+from .resume import resume_checkpoint
 
 _EVALUATION_MODULE = "mqformer_d2.evaluation"
 _AMP_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -107,6 +108,17 @@ class MQFormerTrainer(DefaultTrainer):
         self.cfg = cfg
         self.register_hooks(self.build_hooks())
 
+    def resume_or_load(self, resume: bool = True) -> None:
+        """DefaultTrainer.resume_or_load, except that a truncated or missing last checkpoint is
+        skipped (with a warning naming it) for the newest intact one of OUTPUT_DIR."""
+        path = resume_checkpoint(self.cfg.OUTPUT_DIR) if resume else None
+        if path is None:
+            self.checkpointer.load(self.cfg.MODEL.WEIGHTS, checkpointables=[])
+            return
+        self.checkpointer.load(path)
+        # The checkpoint holds the iteration that just finished.
+        self.start_iter = self.iter + 1
+
     def train(self) -> Optional[dict]:
         """Train from `start_iter` to SOLVER.MAX_ITER; return the results of the last evaluation
         (the one after the final iteration), or None when DATASETS.TEST is empty."""
@@ -153,4 +165,5 @@ class MQFormerTrainer(DefaultTrainer):
     def load_weights_for_evaluation(cls, cfg, model, resume: bool) -> None:
         """Load the weights to evaluate, once: the last checkpoint of OUTPUT_DIR with `resume`
         (when there is one), else MODEL.WEIGHTS."""
-        MQFormerCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=resume)
+        path = resume_checkpoint(cfg.OUTPUT_DIR) if resume else None
+        MQFormerCheckpointer(model, save_dir=cfg.OUTPUT_DIR).load(path or cfg.MODEL.WEIGHTS, checkpointables=[])

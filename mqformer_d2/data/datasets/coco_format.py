@@ -25,7 +25,12 @@ def _valid_polygons(segmentation) -> Optional[list]:
 
 
 def coco_annotation(ann: dict, id_map: Dict[int, int], with_masks: bool = True) -> dict:
-    """One unified annotation from a COCO annotation dict."""
+    """One unified annotation from a COCO annotation dict; a ValueError naming the annotation id
+    when its category_id is not in the json's categories."""
+    if ann["category_id"] not in id_map:
+        raise ValueError(f"annotation id {ann.get('id')} (image id {ann.get('image_id')}): category_id "
+                         f"{ann['category_id']} is not in the category list (ids {sorted(id_map)[:20]}"
+                         f"{' ...' if len(id_map) > 20 else ''})")
     out = {
         "bbox": [float(v) for v in ann["bbox"]],
         "bbox_mode": BoxMode.XYWH_ABS,

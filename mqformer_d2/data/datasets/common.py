@@ -66,9 +66,13 @@ def require_dir(path: str) -> str:
 
 
 def load_json(path: str):
-    """Read a json file, raising :class:`DatasetNotFoundError` when it is absent."""
+    """Read a json file, raising :class:`DatasetNotFoundError` when it is absent and a ValueError
+    naming the file when it is not valid json (e.g. truncated)."""
     with open(require_file(path)) as f:
-        return json.load(f)
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not valid json (truncated or corrupt?): {e}") from e
 
 
 def clean_class_name(name: str) -> str:

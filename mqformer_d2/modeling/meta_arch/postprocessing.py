@@ -5,9 +5,14 @@ Every function takes the image's predictions restricted to its own vocabulary:
     boxes (Q, 4) cxcywh normalised by the unpadded image size;
 and a `ResizeSpec` saying how to bring masks to the output size. Class indices in the outputs
 index the image's vocabulary.
+
+Memory grows with the outputs, not with the candidates x output pixels: candidates are selected
+on their class scores first, each query's mask is upsampled once (a query scoring for several
+texts is shared), in chunks of about `CHUNK_PIXELS` output pixels, in the masks' own dtype, and
+only the kept masks are stored at full resolution.
 """
 from dataclasses import dataclass
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Iterator, List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +21,10 @@ from detectron2.structures import Boxes, Instances
 from torch import Tensor
 
 from ..box_utils import cxcywh_to_xyxy
+
+# Output pixels upsampled at once (a chunk of masks): bounds the temporary full-resolution maps to
+# a few times CHUNK_PIXELS elements, e.g. one mask at a time for a 6000x4000 image.
+CHUNK_PIXELS = 1 << 24
 
 
 @dataclass
@@ -26,12 +35,29 @@ class ResizeSpec:
     image_size: Tuple[int, int]
     output_size: Tuple[int, int]
 
+    def chunks(self, maps: Tensor) -> Iterator[Tuple[int, Tensor]]:
+        """(N, Hm, Wm) stride-4 maps -> (start, (n, H, W) maps[start:start + n] at the output size),
+        bilinear, in the maps' dtype, a chunk of about CHUNK_PIXELS output pixels at a time."""
+        height, width = self.output_size
+        step = max(1, CHUNK_PIXELS // max(1, height * width))
+        for start in range(0, maps.shape[0], step):
+            chunk = F.interpolate(maps[None, start:start + step], size=self.padded_size, mode="bilinear",
+                                  align_corners=False)[0]
+            yield start, sem_seg_postprocess(chunk, self.image_size, height, width)
+
     def resize(self, maps: Tensor) -> Tensor:
         """(N, Hm, Wm) stride-4 maps -> (N, H, W) at the output size (bilinear)."""
-        if maps.shape[0] == 0:
-            return maps.new_zeros(0, *self.output_size)
-        upsampled = F.interpolate(maps[None], size=self.padded_size, mode="bilinear", align_corners=False)[0]
-        return sem_seg_postprocess(upsampled, self.image_size, *self.output_size)
+        output = maps.new_empty(maps.shape[0], *self.output_size)
+        for start, chunk in self.chunks(maps):
+            output[start:start + chunk.shape[0]] = chunk
+        return output
+
+    def binary(self, mask_logits: Tensor) -> Tensor:
+        """(N, Hm, Wm) mask logits -> (N, H, W) bool masks (logit > 0) at the output size."""
+        output = torch.empty(mask_logits.shape[0], *self.output_size, dtype=torch.bool, device=mask_logits.device)
+        for start, chunk in self.chunks(mask_logits):
+            output[start:start + chunk.shape[0]] = chunk > 0
+        return output
 
 
 def instance_inference(logits: Tensor, mask_logits: Tensor, boxes: Tensor, resize: ResizeSpec,
@@ -43,26 +69,52 @@ def instance_inference(logits: Tensor, mask_logits: Tensor, boxes: Tensor, resiz
     """
     num_queries, num_texts = logits.shape
     probabilities = logits.sigmoid().flatten()
-    k = min(max_detections, probabilities.numel())
-    class_scores, flat_index = probabilities.topk(k)
+    class_scores, flat_index = probabilities.topk(min(max_detections, probabilities.numel()))
+    # The mask score is at most 1: a pair at or below the threshold on its class score is dropped
+    # before any mask is upsampled.
+    candidate = class_scores > score_threshold
+    class_scores, flat_index = class_scores[candidate], flat_index[candidate]
     query = torch.div(flat_index, num_texts, rounding_mode="floor")
     labels = flat_index % num_texts
-    masks = resize.resize(mask_logits[query])
-    binary = masks > 0
-    mask_probability = masks.sigmoid()
-    # Mask quality: mean probability inside the predicted mask (Mask2Former's rescoring).
-    mask_scores = (mask_probability * binary).flatten(1).sum(1) / binary.flatten(1).sum(1).clamp(min=1)
-    scores = class_scores * mask_scores
+    queries, pair_query = torch.unique(query, return_inverse=True)
+    scores, kept_masks = _rescore_pairs(mask_logits[queries], pair_query, class_scores, resize, score_threshold)
     keep = scores > score_threshold
     height, width = resize.output_size
     scale = torch.tensor([width, height, width, height], dtype=boxes.dtype, device=boxes.device)
     result = Instances(resize.output_size)
-    result.pred_masks = binary[keep]
+    kept_queries = pair_query[keep].tolist()
+    result.pred_masks = (torch.stack([kept_masks[q] for q in kept_queries]) if kept_queries else
+                         torch.zeros(0, height, width, dtype=torch.bool, device=logits.device))
     result.pred_boxes = Boxes(cxcywh_to_xyxy(boxes[query][keep]) * scale)
     result.pred_boxes.clip(resize.output_size)
     result.scores = scores[keep]
     result.pred_classes = labels[keep]
     return result
+
+
+def _rescore_pairs(mask_logits: Tensor, pair_query: Tensor, class_scores: Tensor, resize: ResizeSpec,
+                   score_threshold: float) -> Tuple[Tensor, Dict[int, Tensor]]:
+    """Scores of (query, text) pairs and the full-resolution masks of the queries that keep one.
+
+    Args:
+        mask_logits: (U, Hm, Wm) of the distinct candidate queries.
+        pair_query: (P,) index into U of each pair; class_scores: (P,) its class probability.
+
+    Returns:
+        scores (P,) = class probability x mean mask probability inside the mask (Mask2Former's
+        rescoring), and {u: (H, W) bool mask} for every u with a pair scoring above the threshold.
+    """
+    scores = torch.zeros_like(class_scores)
+    kept_masks: Dict[int, Tensor] = {}
+    for start, masks in resize.chunks(mask_logits):
+        binary = masks > 0
+        inside = (masks.sigmoid() * binary).flatten(1).sum(1, dtype=torch.float32)
+        mask_scores = inside / binary.flatten(1).sum(1).clamp(min=1)
+        in_chunk = (pair_query >= start) & (pair_query < start + masks.shape[0])
+        scores[in_chunk] = class_scores[in_chunk] * mask_scores[pair_query[in_chunk] - start].to(scores.dtype)
+        for u in pair_query[in_chunk & (scores > score_threshold)].unique().tolist():
+            kept_masks[u] = binary[u - start].clone()
+    return scores, kept_masks
 
 
 def semantic_inference(logits: Tensor, mask_logits: Tensor, resize: ResizeSpec) -> Tensor:
@@ -82,39 +134,63 @@ def panoptic_inference(logits: Tensor, mask_logits: Tensor, resize: ResizeSpec, 
         (H, W) int32 segment ids (0 = void) and Detectron2's segments_info dicts (id,
         category_id, isthing, score).
     """
+    if logits.shape[1] == 0:
+        raise ValueError("panoptic segmentation needs at least one prompt: the vocabulary (prompts) is empty")
     scores, labels = logits.sigmoid().max(-1)
     keep = scores > object_threshold
     panoptic = torch.zeros(resize.output_size, dtype=torch.int32, device=logits.device)
-    segments = []
+    segments: List[dict] = []
     if not bool(keep.any()):
         return panoptic, segments
-    scores, labels = scores[keep], labels[keep]
-    probabilities = resize.resize(mask_logits[keep]).sigmoid()
-    owner = (scores[:, None, None] * probabilities).argmax(0)
+    scores, labels, mask_logits = scores[keep], labels[keep], mask_logits[keep]
+    owner = _pixel_owners(mask_logits, scores, resize)
     stuff_segment: Dict[int, int] = {}
-    for k in range(len(scores)):
-        label = int(labels[k])
-        # Mask2Former's rule: keep a query when it owns (argmax) at least `overlap_threshold` of
-        # its own mask's area, and paint the pixels it both owns and covers.
-        owned, original = owner == k, probabilities[k] >= 0.5
-        region = owned & original
-        owned_area, original_area = int(owned.sum()), int(original.sum())
-        if original_area == 0 or not bool(region.any()) or owned_area / original_area < overlap_threshold:
-            continue
-        thing = bool(is_thing[label])
-        if not thing and label in stuff_segment:
-            panoptic[region] = stuff_segment[label]
-            continue
-        segment_id = len(segments) + 1
-        panoptic[region] = segment_id
-        segments.append({"id": segment_id, "category_id": label, "isthing": thing, "score": float(scores[k])})
-        if not thing:
-            stuff_segment[label] = segment_id
+    for start, masks in resize.chunks(mask_logits):
+        for k in range(start, start + masks.shape[0]):
+            _paint_segment(panoptic, segments, stuff_segment, owner == k, masks[k - start].sigmoid() >= 0.5,
+                           int(labels[k]), float(scores[k]), is_thing, overlap_threshold)
     return panoptic, segments
 
 
+def _pixel_owners(mask_logits: Tensor, scores: Tensor, resize: ResizeSpec) -> Tensor:
+    """(H, W) int64: per pixel, the index k of the highest scores[k] x sigmoid(mask k) (the first
+    on ties), computed chunk by chunk with a running maximum."""
+    best, owner = None, None
+    for start, masks in resize.chunks(mask_logits):
+        value, index = (scores[start:start + masks.shape[0], None, None] * masks.sigmoid()).max(0)
+        if best is None:
+            best, owner = value, index
+            continue
+        better = value > best
+        best = torch.where(better, value, best)
+        owner = torch.where(better, index + start, owner)
+    return owner
+
+
+def _paint_segment(panoptic: Tensor, segments: List[dict], stuff_segment: Dict[int, int], owned: Tensor,
+                   original: Tensor, label: int, score: float, is_thing: Sequence[bool],
+                   overlap_threshold: float) -> None:
+    """Mask2Former's rule: keep a query when it owns (argmax) at least `overlap_threshold` of its
+    own mask's area (`original`, probability >= 0.5), and paint the pixels it both owns and covers;
+    the segments of one stuff text are merged."""
+    region = owned & original
+    owned_area, original_area = int(owned.sum()), int(original.sum())
+    if original_area == 0 or not bool(region.any()) or owned_area / original_area < overlap_threshold:
+        return
+    thing = bool(is_thing[label])
+    if not thing and label in stuff_segment:
+        panoptic[region] = stuff_segment[label]
+        return
+    segment_id = len(segments) + 1
+    panoptic[region] = segment_id
+    segments.append({"id": segment_id, "category_id": label, "isthing": thing, "score": score})
+    if not thing:
+        stuff_segment[label] = segment_id
+
+
 def referring_inference(logits: Tensor, mask_logits: Tensor, texts: Sequence[str], resize: ResizeSpec) -> Dict:
-    """One mask per expression: the mask of the query scoring highest for it.
+    """One mask per expression: the mask of the query scoring highest for it (each query's mask is
+    upsampled once even when it is chosen for several expressions).
 
     Returns {"texts": list of T str, "masks": (T, H, W) bool, "scores": (T,)}.
     """
@@ -122,5 +198,6 @@ def referring_inference(logits: Tensor, mask_logits: Tensor, texts: Sequence[str
         return {"texts": [], "masks": torch.zeros(0, *resize.output_size, dtype=torch.bool,
                                                      device=logits.device), "scores": logits.new_zeros(0)}
     scores, query = logits.sigmoid().max(0)
-    masks = resize.resize(mask_logits[query]) > 0
+    queries, text_query = torch.unique(query, return_inverse=True)
+    masks = resize.binary(mask_logits[queries])[text_query]
     return {"texts": list(texts), "masks": masks, "scores": scores}
