@@ -110,25 +110,22 @@ class MQFormerTrainer(DefaultTrainer):
 
     def resume_or_load(self, resume: bool = True) -> None:
         """DefaultTrainer.resume_or_load, except that a truncated or missing last checkpoint is
-        skipped (with a warning naming it) for the newest intact one of OUTPUT_DIR."""
+        skipped (with a warning naming it) for the newest intact one of OUTPUT_DIR; then a loud
+        warning if the text tower would train frozen at random."""
         path = resume_checkpoint(self.cfg.OUTPUT_DIR) if resume else None
         if path is None:
             self.checkpointer.load(self.cfg.MODEL.WEIGHTS, checkpointables=[])
-            return
-        self.checkpointer.load(path)
-        # The checkpoint holds the iteration that just finished.
-        self.start_iter = self.iter + 1
+        else:
+            self.checkpointer.load(path)
+            # The checkpoint holds the iteration that just finished.
+            self.start_iter = self.iter + 1
+        warn_about_random_frozen_text_tower(self.model)
 
     def train(self) -> Optional[dict]:
         """Train from `start_iter` to SOLVER.MAX_ITER; return the results of the last evaluation
         (the one after the final iteration), or None when DATASETS.TEST is empty."""
         super().train()
         return getattr(self, "_last_eval_results", None) if len(self.cfg.DATASETS.TEST) else None
-
-    def resume_or_load(self, resume: bool = True) -> None:
-        """DefaultTrainer's, then a loud warning if the text tower would train frozen at random."""
-        super().resume_or_load(resume=resume)
-        warn_about_random_frozen_text_tower(self.model)
 
     @classmethod
     def test(cls, cfg, model, evaluators=None):
