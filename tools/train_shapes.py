@@ -68,7 +68,7 @@ def main(argv=None) -> int:
         from mqformer_d2.engine import build_config
         from mqformer_d2.engine.time_budget import fit_schedule_to_budget
 
-        opts += fit_schedule_to_budget(build_config(args.config_file, opts, cpu=True), args.train_minutes)
+        opts += fit_schedule_to_budget(build_config(args.config_file, opts, cpu=True), args.train_minutes, logger)
     engine_args = argument_parser().parse_args(
         ["--config-file", args.config_file, "--cpu", *map(str, opts), "OUTPUT_DIR", output_dir]
     )
