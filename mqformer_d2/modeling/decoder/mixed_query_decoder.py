@@ -32,7 +32,7 @@ class MixedQueryDecoder(nn.Module):
     @configurable
     def __init__(self, *, hidden_dim: int, num_learnable: int, num_conditional: int, num_layers: int,
                  num_heads: int, num_points: int, num_levels: int, dim_feedforward: int, dropout: float,
-                 mask_enhanced_anchors: bool, initial_prediction: bool):
+                 mask_enhanced_anchors: bool, initial_prediction: bool, box_readout_size: int = 0):
         super().__init__()
         if num_learnable < 0 or num_conditional < 0 or num_learnable + num_conditional == 0:
             raise ValueError(
@@ -56,7 +56,7 @@ class MixedQueryDecoder(nn.Module):
             MixedQueryDecoderLayer(
                 dim=hidden_dim, num_heads=num_heads, num_levels=num_levels, num_points=num_points,
                 dim_feedforward=dim_feedforward, dropout=dropout, num_learnable=num_learnable,
-                num_conditional=num_conditional,
+                num_conditional=num_conditional, box_readout_size=box_readout_size,
             )
             for _ in range(num_layers)
         )
@@ -89,6 +89,7 @@ class MixedQueryDecoder(nn.Module):
             "dropout": dec.DROPOUT,
             "mask_enhanced_anchors": dec.MASK_ENHANCED_ANCHORS,
             "initial_prediction": dec.INITIAL_PREDICTION,
+            "box_readout_size": dec.BOX_READOUT_SIZE,
         }
 
     @property
@@ -154,6 +155,7 @@ class MixedQueryDecoder(nn.Module):
             queries = layer(
                 queries, query_pos, boxes[:, :, None] * level_scale, pixel.memory, pixel.spatial_shapes,
                 pixel.level_start_index, pixel.padding_mask, self_attn_mask=attn_mask, num_prefix=num_prefix,
+                boxes=boxes, mask_features=pixel.mask_features, mask_valid_ratio=pixel.mask_valid_ratio,
             )
             logits, masks, deltas = self.heads.forward_prediction_heads(
                 queries, pixel.mask_features, text_embeddings

@@ -7,6 +7,8 @@ from torch import Tensor, nn
 
 from mqformer_d2.layers import MSDeformAttn, ResidualFeedForward
 
+from .box_readout import BoxReadout
+
 
 class ResidualAttention(nn.Module):
     """norm(x + dropout(MultiheadAttention(x + pos_x, y + pos_y, y))) for (B, N, C) sequences."""
@@ -34,14 +36,18 @@ class MixedQueryDecoderLayer(nn.Module):
        sees them.
     2. Self-attention over all queries, under the denoising attention mask.
     3. Multi-scale deformable cross-attention to the encoder memory around each query's anchor box.
-    4. Feed-forward network.
+    4. Optionally (`box_readout_size` > 0), a RoIAlign grid of the mask features under the anchor
+       box, projected and added (`BoxReadout`).
+    5. Feed-forward network.
 
     Args:
         num_learnable, num_conditional: sizes of the two query sets.
+        box_readout_size: side of the box read-out grid; 0 = no read-out.
     """
 
     def __init__(self, *, dim: int, num_heads: int, num_levels: int, num_points: int,
-                 dim_feedforward: int, dropout: float, num_learnable: int, num_conditional: int):
+                 dim_feedforward: int, dropout: float, num_learnable: int, num_conditional: int,
+                 box_readout_size: int = 0):
         super().__init__()
         self.num_learnable = num_learnable
         self.num_conditional = num_conditional
@@ -52,6 +58,7 @@ class MixedQueryDecoderLayer(nn.Module):
         self.cross_attention = MSDeformAttn(dim, num_levels, num_heads, num_points)
         self.cross_dropout = nn.Dropout(dropout)
         self.cross_norm = nn.LayerNorm(dim)
+        self.box_readout = BoxReadout(dim, box_readout_size) if box_readout_size > 0 else None
         self.ffn = ResidualFeedForward(dim, dim_feedforward, dropout)
 
     def fuse_query_sets(self, queries: Tensor, query_pos: Tensor, num_prefix: int) -> Tensor:
@@ -67,13 +74,17 @@ class MixedQueryDecoderLayer(nn.Module):
 
     def forward(self, queries: Tensor, query_pos: Tensor, reference_boxes: Tensor, memory: Tensor,
                 spatial_shapes: Tensor, level_start_index: Tensor, memory_padding_mask: Tensor,
-                self_attn_mask: Optional[Tensor] = None, num_prefix: int = 0) -> Tensor:
+                self_attn_mask: Optional[Tensor] = None, num_prefix: int = 0,
+                boxes: Optional[Tensor] = None, mask_features: Optional[Tensor] = None,
+                mask_valid_ratio: Optional[Tensor] = None) -> Tensor:
         """
         Args:
             queries, query_pos: (B, N, C), N = num_prefix + N_l + N_c.
             reference_boxes: (B, N, L, 4) normalised (cx, cy, w, h) in each level's padded frame.
             memory: (B, S, C); memory_padding_mask: (B, S) bool.
             self_attn_mask: (N, N) bool, True = blocked (denoising groups), or None.
+            boxes, mask_features, mask_valid_ratio: the anchor boxes (B, N, 4) normalised to the
+                unpadded image, (B, C, Hm, Wm) and (B, 2); read only by the box read-out.
 
         Returns:
             (B, N, C).
@@ -84,5 +95,7 @@ class MixedQueryDecoderLayer(nn.Module):
             queries + query_pos, reference_boxes, memory, spatial_shapes, level_start_index, memory_padding_mask
         )
         queries = self.cross_norm(queries + self.cross_dropout(attended))
+        if self.box_readout is not None:
+            queries = self.box_readout(queries, boxes, mask_features, mask_valid_ratio)
         return self.ffn(queries)
 
