@@ -62,6 +62,10 @@ def _add_text_encoder_config(mq: CN) -> None:
     # Prompt templates ("a photo of a {}.") averaged for class-name vocabularies at inference;
     # empty = encode the names as they are. Referring sentences are never templated.
     mq.TEXT_ENCODER.PROMPT_TEMPLATES = []
+    # Add a trainable bag-of-words embedding of each text's tokens to the tower's features
+    # (text_encoder/token_bag.py): distinct words start near-orthogonal, where a tower trained from
+    # scratch starts every short text in one direction. Off for pretrained CLIP towers.
+    mq.TEXT_ENCODER.TOKEN_BAG = False
 
 
 def _add_pixel_decoder_config(mq: CN) -> None:

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from .build import TEXT_ENCODER_REGISTRY
 from .pretrained import load_text_tower
+from .token_bag import TokenBagEmbedding
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ class OpenCLIPTextEncoder(nn.Module):
         freeze: keep the tower frozen (in eval mode, no gradients).
         output_dim: width of the returned embeddings.
         prompt_templates: templates with one "{}" for class names, used when `use_templates`.
+        token_bag: add a trainable bag-of-words embedding of the text (`TokenBagEmbedding`) to
+            the tower's unit-norm features before the projection (for towers trained from scratch).
     """
 
     # Cached texts at most (about 2 KiB each for a 512-d tower).
@@ -44,7 +47,7 @@ class OpenCLIPTextEncoder(nn.Module):
 
     @configurable
     def __init__(self, *, model_name: str, pretrained: Optional[str], freeze: bool, output_dim: int,
-                 prompt_templates: Sequence[str] = ()):
+                 prompt_templates: Sequence[str] = (), token_bag: bool = False):
         super().__init__()
         bad = [t for t in prompt_templates if t.count("{}") != 1]
         if bad:
@@ -65,6 +68,8 @@ class OpenCLIPTextEncoder(nn.Module):
         self.tower_dim = int(open_clip.get_model_config(model_name)["embed_dim"])
         self.output_dim = output_dim
         self.projection = nn.Linear(self.tower_dim, output_dim)
+        vocab_size = int(open_clip.get_model_config(model_name)["text_cfg"].get("vocab_size", 49408))
+        self.token_bag = TokenBagEmbedding(vocab_size, self.tower_dim) if token_bag else None
         self.prompt_templates = tuple(prompt_templates)
         self._cache: "OrderedDict[Tuple[str, Tuple[str, ...]], Tensor]" = OrderedDict()
         self.train(self.training)
@@ -79,6 +84,7 @@ class OpenCLIPTextEncoder(nn.Module):
             "freeze": text.FREEZE,
             "output_dim": cfg.MODEL.MQFORMER.HIDDEN_DIM,
             "prompt_templates": list(text.PROMPT_TEMPLATES),
+            "token_bag": text.TOKEN_BAG,
         }
 
     def train(self, mode: bool = True):
@@ -111,6 +117,9 @@ class OpenCLIPTextEncoder(nn.Module):
             raise TypeError("OpenCLIPTextEncoder expects a list of texts, got a single string")
         templates = self.prompt_templates if use_templates else ()
         features = self._tower_features(list(texts), templates)
+        if self.token_bag is not None and len(texts) > 0:
+            # The bag trains even under a frozen tower, so it is never cached.
+            features = features + self.token_bag(self.tokenizer(list(texts)).to(features.device))
         return self.projection(features)
 
     def _tower_features(self, texts: List[str], templates: Tuple[str, ...]) -> Tensor:
