@@ -1,7 +1,7 @@
 """Before training, bad annotations of each training set are counted and reported per reason (or
-refused with DATALOADER.BAD_ANNOTATIONS "error"), a set with no usable target or a missing image
-file is an error, and each test set's metadata has what its evaluator reads. Fixtures: tiny COCO
-jsons (plus the synthetic-caption json's ``texts`` for referring data) and PNGs in tmp dirs."""
+refused with DATALOADER.BAD_ANNOTATIONS "error"), and a set with no usable target or a missing
+image file is an error. Fixtures: tiny COCO jsons (plus the synthetic-caption json's ``texts`` for
+referring data) and PNGs in tmp dirs."""
 import io
 import json
 import logging
@@ -11,12 +11,12 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 from detectron2.config import get_cfg
-from detectron2.data import DatasetCatalog, MetadataCatalog
 from PIL import Image
+
+from dataset_fixtures import temporary_datasets
 
 from mqformer_d2.data import UnifiedDatasetMapper, build_unified_train_loader, load_tagged_dataset_dicts
 from mqformer_d2.data.config import add_data_config
-from mqformer_d2.data.datasets import register_dataset
 from mqformer_d2.data.datasets.common import load_json
 from mqformer_d2.data.datasets.coco_format import coco_records
 from mqformer_d2.data.synthetic import load_synthetic_json
@@ -50,23 +50,18 @@ def write_coco(folder, annotations, images=("a.png",), written=("a.png",)):
 @pytest.fixture
 def register(tmp_path):
     """register(annotations, task=..., **write_coco options) -> a new dataset name on the json."""
-    names = []
 
     def _register(annotations, task="instance", **files):
-        name = f"test_checks_{uuid.uuid4().hex[:8]}"
-        json_file, root = write_coco(tmp_path / name, annotations, **files), str(tmp_path / name)
+        folder = tmp_path / uuid.uuid4().hex[:8]
+        json_file, root = write_coco(folder, annotations, **files), str(folder)
         # Referring data keeps its sentences: the synthetic-caption json format ("texts").
         loader = (lambda: load_synthetic_json(json_file, root)) if task == "referring" else (
             lambda: coco_records(load_json(json_file), root))
-        register_dataset(name, loader, task=task, evaluator_type="coco", text_prompts=["cup"],
-                         thing_classes=["cup"], json_file=json_file)
-        names.append(name)
-        return name
+        return register_temporary(loader, task=task, evaluator_type="coco", text_prompts=["cup"],
+                                  thing_classes=["cup"], json_file=json_file)
 
-    yield _register
-    for name in names:
-        DatasetCatalog.remove(name)
-        MetadataCatalog.remove(name)
+    with temporary_datasets("test_checks") as register_temporary:
+        yield _register
 
 
 @contextmanager
