@@ -19,7 +19,7 @@ from mqformer_d2.data import UnifiedDatasetMapper, build_unified_train_loader, l
 from mqformer_d2.data.config import add_data_config
 from mqformer_d2.data.datasets.common import load_json
 from mqformer_d2.data.datasets.coco_format import coco_records
-from mqformer_d2.data.synthetic import load_synthetic_json
+from mqformer_d2.data.synthetic import coco_base_annotation, load_synthetic_json
 
 WIDTH, HEIGHT = 8, 6
 GOOD = {"id": 1, "category_id": 1, "bbox": [1, 1, 4, 3], "segmentation": [[1, 1, 5, 1, 5, 4, 1, 4]]}
@@ -188,3 +188,10 @@ def test_a_clean_training_set_says_nothing_and_loads(register):
     with collected_warnings() as log:
         dicts, sizes = load_tagged_dataset_dicts([name], "error", training=True)
     assert log.getvalue() == "" and sizes == [1] and len(dicts[0]["annotations"]) == 2
+
+
+def test_synthetic_data_tools_write_an_unknown_category_back_as_the_source_has_it(tmp_path):
+    json_file = write_coco(tmp_path, [GOOD, {"id": 2, "category_id": 42, "bbox": [1, 1, 2, 2]}])
+    annotations = coco_records(load_json(json_file), str(tmp_path))[0]["annotations"]
+    written = [coco_base_annotation(a, 1, {0: 1}) for a in annotations]
+    assert [a["category_id"] for a in written] == [1, 42]

@@ -22,12 +22,12 @@ def test_a_truncated_json_names_the_file(tmp_path):
 
 
 def test_a_category_id_not_in_the_category_list_names_dataset_file_and_annotation():
-    # Kept by the loader as -1 with the json's id; the data checks refuse it with the switch on
+    # Kept by the loader as None with the json's id; the data checks refuse it with the switch on
     # (and drop it with a warning line otherwise: tests/test_data_annotation_checks.py).
     info = {"categories": [{"id": 1, "name": "cup"}], "images": [{"id": 7, "file_name": "a.jpg", "height": 4,
             "width": 4}], "annotations": [{"id": 99, "image_id": 7, "category_id": 42, "bbox": [0, 0, 2, 2]}]}
     records = coco_records(info, "images")
-    assert records[0]["annotations"][0]["category_id"] == -1
+    assert records[0]["annotations"][0]["category_id"] is None
     name = f"test_errors_{uuid.uuid4().hex[:8]}"
     MetadataCatalog.get(name).set(task="instance", text_prompts=["cup"])
     with pytest.raises(ValueError, match=f"dataset '{name}': 1 annotation\\(s\\) with unknown category .*"

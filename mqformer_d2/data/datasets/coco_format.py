@@ -27,13 +27,13 @@ def _valid_polygons(segmentation) -> Optional[list]:
 
 def coco_annotation(ann: dict, id_map: Dict[int, int], with_masks: bool = True) -> dict:
     """One unified annotation from a COCO annotation dict, keeping its ``id``. A category_id that
-    is not in the json's categories becomes -1 with the json's id in ``unknown_category_id``: the
-    data checks report it (naming the annotation) and training drops it, or refuses it."""
+    is not in the json's categories becomes None with the json's id in ``unknown_category_id``:
+    the data checks report it (naming the annotation) and training drops it, or refuses it."""
     out = {
         "id": ann.get("id"),
         "bbox": [float(v) for v in ann["bbox"]],
         "bbox_mode": BoxMode.XYWH_ABS,
-        "category_id": id_map.get(ann["category_id"], -1),
+        "category_id": id_map.get(ann["category_id"]),
         "has_box": True,
         "iscrowd": int(ann.get("iscrowd", 0)),
     }
