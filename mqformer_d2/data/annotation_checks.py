@@ -64,6 +64,8 @@ def is_empty_polygon_list(segmentation) -> bool:
 
 
 def _box_problem(box: Optional[List[float]], height, width) -> Optional[str]:
+    """"degenerate box", "out-of-image" or None for an XYXY box (None: no box) in an image of
+    size (height, width) (None: unknown, no out-of-image check)."""
     if box is None:
         return None
     if box[2] <= box[0] or box[3] <= box[1]:
