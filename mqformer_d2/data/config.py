@@ -15,3 +15,8 @@ def add_data_config(cfg: CN) -> None:
     # One sampling weight per DATASETS.TRAIN entry; images are drawn dataset-first with these
     # relative probabilities. Empty: proportional to dataset sizes (plain concatenation).
     cfg.DATASETS.TRAIN_SAMPLING_RATIOS = []
+    # What to do with bad annotations of a training dataset (degenerate box, out-of-image box,
+    # empty polygon, referring annotation without sentence, unknown category), found before
+    # training: "warn" logs one line per dataset and reason and handles them as docs/usage.md
+    # says; "error" raises instead. A training dataset with no usable target is always an error.
+    cfg.DATALOADER.BAD_ANNOTATIONS = "warn"
