@@ -7,7 +7,7 @@ import torch
 from detectron2.layers import ShapeSpec
 
 from mqformer_d2.modeling.backbone import TimmSwinBackbone
-from mqformer_d2.modeling.box_utils import masks_to_normalized_boxes
+from mqformer_d2.layers import masks_to_normalized_boxes
 from mqformer_d2.modeling.decoder import MixedQueryDecoder
 from mqformer_d2.modeling.denoising import dn_attention_mask
 from mqformer_d2.modeling.pixel_decoder import MSDeformAttnPixelDecoder

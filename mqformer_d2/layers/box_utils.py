@@ -1,4 +1,4 @@
-"""Box helpers shared by the decoder and the post-processing.
+"""Box helpers shared by the decoder, the meta-architecture and the post-processing.
 
 Boxes inside the model are (cx, cy, w, h) normalised by the *unpadded* image size (the DETR
 convention); the decoder keeps its anchors unsigmoided ("logits") so that refinements add up.
