@@ -23,6 +23,66 @@ def _leaves(node: CfgNode, prefix=""):
             yield f"{prefix}{key}"
 
 
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+
+
+def _chain(node):
+    """`a.b.c` -> ["a", "b", "c"]; None unless the chain starts at a plain name."""
+    names = []
+    while isinstance(node, ast.Attribute):
+        names.append(node.attr)
+        node = node.value
+    return [node.id] + names[::-1] if isinstance(node, ast.Name) else None
+
+
+def _resolve(names, aliases):
+    """The config path an attribute chain denotes: what follows its last `cfg`, or an alias's path
+    followed by the rest of the chain; None for chains that are not config reads."""
+    if names is None:
+        return None
+    if "cfg" in names:
+        rest = names[len(names) - names[::-1].index("cfg"):]
+        return ".".join(rest) or None
+    if names[0] in aliases:
+        return ".".join([aliases[names[0]]] + names[1:])
+    return None
+
+
+def _own_nodes(scope):
+    """The nodes of `scope` outside the functions and classes defined in it, in source order."""
+    stack = list(reversed(list(ast.iter_child_nodes(scope))))
+    while stack:
+        node = stack.pop()
+        yield node
+        if not isinstance(node, _SCOPES):
+            stack.extend(reversed(list(ast.iter_child_nodes(node))))
+
+
+def _collect_reads(scope, aliases, reads) -> None:
+    """Add the config paths `scope` reads to `reads`; `aliases` maps local names to config paths."""
+    aliases = dict(aliases)
+    if not isinstance(scope, (ast.Module, ast.ClassDef)):  # parameters hide outer aliases
+        for argument in ast.walk(scope.args):
+            if isinstance(argument, ast.arg):
+                aliases.pop(argument.arg, None)
+    nested = []
+    for node in _own_nodes(scope):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            path = _resolve(_chain(node.value), aliases)
+            if path:
+                aliases[node.targets[0].id] = path
+            else:
+                aliases.pop(node.targets[0].id, None)
+        elif isinstance(node, ast.Attribute):
+            path = _resolve(_chain(node), aliases)
+            if path:
+                reads.add(path)
+        elif isinstance(node, _SCOPES):
+            nested.append(node)
+    for node in nested:
+        _collect_reads(node, aliases, reads)
+
+
 def _config_reads(source: str) -> set:
     """Full dotted paths of the config attributes `source` reads: attribute chains after a name or
     attribute `cfg` (`cfg.MODEL.MQFORMER.HIDDEN_DIM`, `self.cfg.DATASETS.TEST`), directly or through
@@ -30,60 +90,7 @@ def _config_reads(source: str) -> set:
     MODEL.MQFORMER.DECODER.DROPOUT). Aliases hold within the function that assigns them (and the
     functions nested in it)."""
     reads = set()
-
-    def chain(node):
-        """`a.b.c` -> ["a", "b", "c"]; None unless the chain starts at a plain name."""
-        names = []
-        while isinstance(node, ast.Attribute):
-            names.append(node.attr)
-            node = node.value
-        if not isinstance(node, ast.Name):
-            return None
-        return [node.id] + names[::-1]
-
-    def resolve(names, aliases):
-        if "cfg" in names:
-            rest = names[len(names) - names[::-1].index("cfg"):]
-            return ".".join(rest) if rest else None
-        if names[0] in aliases and len(names) > 1:
-            return ".".join([aliases[names[0]]] + names[1:])
-        return aliases.get(names[0]) if len(names) == 1 else None
-
-    def own_nodes(scope):
-        """The nodes of `scope` outside the functions defined in it, in source order."""
-        stack = list(reversed(list(ast.iter_child_nodes(scope))))
-        while stack:
-            node = stack.pop()
-            yield node
-            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
-                stack.extend(reversed(list(ast.iter_child_nodes(node))))
-
-    def visit(scope, aliases):
-        aliases = dict(aliases)
-        if not isinstance(scope, (ast.Module, ast.ClassDef)):  # parameters hide outer aliases
-            for argument in ast.walk(scope.args):
-                if isinstance(argument, ast.arg):
-                    aliases.pop(argument.arg, None)
-        nested = []
-        for node in own_nodes(scope):
-            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                names = chain(node.value)
-                path = resolve(names, aliases) if names else None
-                if path:
-                    aliases[node.targets[0].id] = path
-                else:
-                    aliases.pop(node.targets[0].id, None)
-            if isinstance(node, ast.Attribute):
-                names = chain(node)
-                path = resolve(names, aliases) if names else None
-                if path:
-                    reads.add(path)
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
-                nested.append(node)
-        for node in nested:
-            visit(node, aliases)
-
-    visit(ast.parse(source), {})
+    _collect_reads(ast.parse(source), {}, reads)
     return reads
 
 
