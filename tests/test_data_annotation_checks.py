@@ -16,7 +16,7 @@ from PIL import Image
 from dataset_fixtures import temporary_datasets
 
 from mqformer_d2.data import UnifiedDatasetMapper, build_unified_train_loader, load_tagged_dataset_dicts
-from mqformer_d2.data.config import add_data_config
+from mqformer_d2 import add_mqformer_config
 from mqformer_d2.data.datasets.common import load_json
 from mqformer_d2.data.datasets.coco_format import coco_records
 from mqformer_d2.data.synthetic import coco_base_annotation, load_synthetic_json
@@ -79,7 +79,7 @@ def collected_warnings():
 
 def data_cfg(policy="warn", train=()):
     cfg = get_cfg()
-    add_data_config(cfg)
+    add_mqformer_config(cfg)
     cfg.DATALOADER.BAD_ANNOTATIONS = policy
     cfg.DATASETS.TRAIN = tuple(train)
     cfg.DATALOADER.NUM_WORKERS = 0

@@ -4,7 +4,7 @@ import pytest
 from detectron2.config import get_cfg
 
 from dataset_fixtures import temporary_datasets
-from engine_fixtures import TINY_CONFIG, load_train_net, train_net_args
+from helpers import TINY_CONFIG, load_train_net, train_net_args
 from mqformer_d2.engine.dataset_checks import EVALUATOR_METADATA, check_dataset_names, check_datasets
 
 

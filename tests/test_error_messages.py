@@ -7,8 +7,8 @@ from detectron2.config import get_cfg
 from detectron2.data import MetadataCatalog
 from PIL import Image
 
+from mqformer_d2 import add_mqformer_config
 from mqformer_d2.data.annotation_checks import check_annotations
-from mqformer_d2.data.config import add_data_config
 from mqformer_d2.data.datasets.coco_format import coco_records
 from mqformer_d2.data.datasets.common import load_json
 from mqformer_d2.data.unified_mapper import UnifiedDatasetMapper
@@ -43,8 +43,7 @@ def test_an_invalid_rle_names_dataset_image_and_annotation(tmp_path, rle):
     Image.fromarray(np.zeros((4, 6, 3), np.uint8)).save(image)
     name = f"test_errors_{uuid.uuid4().hex[:8]}"
     MetadataCatalog.get(name).set(task="instance", text_prompts=["cup"])
-    cfg = get_cfg()
-    add_data_config(cfg)
+    cfg = add_mqformer_config(get_cfg())
     cfg.INPUT.IMAGE_SIZE = 8
     record = {"file_name": str(image), "height": 4, "width": 6, "image_id": 0, "dataset_name": name,
               "annotations": [{"id": 5, "category_id": 0, "segmentation": rle}]}

@@ -8,7 +8,8 @@ from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
 from detectron2.structures import ImageList
 from torch import Tensor, nn
 
-from ..box_utils import xyxy_to_cxcywh
+from mqformer_d2.layers import xyxy_to_cxcywh
+
 from ..criterion import SetCriterion
 from ..decoder import build_decoder
 from ..denoising import build_denoising_queries
