@@ -10,8 +10,10 @@ import os
 from collections import defaultdict
 from typing import Dict, List, Optional, Sequence
 
+import numpy as np
 from detectron2.data import MetadataCatalog
 from detectron2.structures import BoxMode
+from detectron2.structures.masks import polygon_area as detectron2_polygon_area
 
 logger = logging.getLogger(__name__)
 
@@ -53,9 +55,8 @@ def polygon_area(polygon: Sequence[float]) -> float:
     """Area of one COCO polygon ``[x0, y0, x1, y1, ...]`` (0 when it has under 3 points)."""
     if len(polygon) < 6 or len(polygon) % 2:
         return 0.0
-    xs, ys = polygon[0::2], polygon[1::2]
-    twice = sum(xs[i - 1] * ys[i] - xs[i] * ys[i - 1] for i in range(len(xs)))
-    return abs(twice) / 2.0
+    coordinates = np.asarray(polygon, dtype=np.float64)
+    return float(detectron2_polygon_area(coordinates[0::2], coordinates[1::2]))
 
 
 def is_empty_polygon_list(segmentation) -> bool:
