@@ -162,6 +162,15 @@ def test_label_outside_vocabulary_is_an_error():
         make_criterion()(outputs, targets, texts_for(targets))
 
 
+def test_text_valid_must_match_the_logits():
+    gen = torch.Generator().manual_seed(5)
+    targets = make_targets([2], gen)
+    outputs = make_outputs(targets, gen, dn=False)
+    text = texts_for(targets)
+    with pytest.raises(ValueError, match=r"text\.valid must be bool \(B, T\)"):
+        make_criterion()(outputs, targets, text._replace(valid=text.valid[:, :4]))
+
+
 def test_missing_target_key_is_named():
     gen = torch.Generator().manual_seed(5)
     targets = make_targets([2], gen)

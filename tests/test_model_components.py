@@ -121,6 +121,13 @@ def _decoder_inputs():
     return pixel, TextBatch(texts, torch.randn(4, DIM), valid, local_to_union)
 
 
+def test_text_batch_gives_back_each_images_vocabulary():
+    texts, valid, local_to_union = union_vocabulary([["a", "b", "a"], ["c", "b"]])
+    text = TextBatch(texts, torch.zeros(len(texts), DIM), valid, local_to_union)
+    assert text.texts == ["a", "b", "c"]
+    assert text.vocabulary(0) == ["a", "b", "a"] and text.vocabulary(1) == ["c", "b"]
+
+
 @pytest.mark.parametrize("num_learnable,num_conditional", [(3, 5), (8, 0), (0, 8)])
 def test_decoder_output_shapes(num_learnable, num_conditional):
     pixel, text = _decoder_inputs()
