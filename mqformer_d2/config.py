@@ -1,22 +1,19 @@
-"""Config keys of MQ-Former, under `cfg.MODEL.MQFORMER`, one small node per component.
+"""Every config key MQ-Former adds to detectron2's: `cfg.MODEL.MQFORMER` (one small node per
+component), the data keys (INPUT / DATASETS), the engine's SOLVER keys and the evaluation's TEST key.
 
-Every key here is read by exactly the code that builds the component it configures (the
-`from_config` of the meta-architecture or the `build_*` function of a registry);
-tests/test_config_keys.py fails when a key is no longer read anywhere. Defaults follow the paper
-(100 learnable + 300 conditional queries, Mask DINO hyper-parameters with a ResNet-50).
+Every key here is read by exactly the code that builds or runs what it configures (the
+`from_config` of the meta-architecture, the `build_*` function of a registry, the data mapper and
+loader, the optimizer and trainer); tests/test_config_keys.py fails when a key is no longer read
+at its full path. Detectron2's own keys keep their meaning. Defaults follow the paper (100
+learnable + 300 conditional queries, Mask DINO hyper-parameters with a ResNet-50).
 """
 from detectron2.config import CfgNode as CN
 
-from .data.config import add_data_config
-from .engine.config import add_solver_config
-
 
 def add_mqformer_config(cfg: CN) -> CN:
-    """Add the `MODEL.MQFORMER` node, the data keys (INPUT / DATASETS, see data/config.py), the
-    solver keys (SOLVER, see engine/config.py) and TEST.REFERRING_FIRST_SENTENCE_ONLY to `cfg` in
-    place; return it."""
-    add_data_config(cfg)
-    add_solver_config(cfg)
+    """Add MQ-Former's keys (see the module docstring) to `cfg` in place; return it."""
+    _add_data_config(cfg)
+    _add_solver_config(cfg)
     # Referring evaluation protocol: every sentence of each expression (the standard), or only its
     # first sentence (X-Decoder's protocol).
     cfg.TEST.REFERRING_FIRST_SENTENCE_ONLY = False
@@ -153,3 +150,40 @@ def _add_test_config(mq: CN) -> None:
     # of its mask survives the overlap resolution.
     mq.TEST.OBJECT_MASK_THRESHOLD = 0.25
     mq.TEST.OVERLAP_THRESHOLD = 0.8
+
+
+def _add_data_config(cfg: CN) -> None:
+    """The data pipeline's keys: augmentation, vocabulary sampling, multi-dataset sampling."""
+    # Large-scale jitter for training: resize by a random scale of IMAGE_SIZE, then crop/pad to a
+    # square of IMAGE_SIZE (detectron2's ResizeScale + FixedSizeCrop).
+    cfg.INPUT.IMAGE_SIZE = 1024
+    cfg.INPUT.MIN_SCALE = 0.1  # smallest random scale of IMAGE_SIZE
+    cfg.INPUT.MAX_SCALE = 2.0  # largest random scale of IMAGE_SIZE
+    # Negative texts (other class names of the image's dataset) added to each training image's
+    # vocabulary besides its positive texts.
+    cfg.INPUT.NUM_NEGATIVE_TEXTS = 20
+    # One sampling weight per DATASETS.TRAIN entry; images are drawn dataset-first with these
+    # relative probabilities. Empty: proportional to dataset sizes (plain concatenation).
+    cfg.DATASETS.TRAIN_SAMPLING_RATIOS = []
+    # What to do with bad annotations of a training dataset (degenerate box, out-of-image box,
+    # empty polygon, referring annotation without sentence, unknown category), found before
+    # training: "warn" logs one line per dataset and reason and handles them as docs/usage.md
+    # says; "error" raises instead. A training dataset with no usable target is always an error.
+    cfg.DATALOADER.BAD_ANNOTATIONS = "warn"
+
+
+def _add_solver_config(cfg: CN) -> None:
+    """The training engine's SOLVER keys: only what MQ-Former's recipe (Mask DINO's: AdamW, a 0.1
+    backbone learning rate, no weight decay on norms and embeddings, full-model gradient clipping)
+    needs and detectron2 lacks."""
+    # Optimizer: "ADAMW" (MQ-Former's) or "SGD" (detectron2's, with SOLVER.MOMENTUM / NESTEROV).
+    cfg.SOLVER.OPTIMIZER = "ADAMW"
+    # Learning rate of the backbone's parameters (model.backbone.*) relative to SOLVER.BASE_LR.
+    cfg.SOLVER.BACKBONE_MULTIPLIER = 0.1
+    # Weight decay of embeddings: nn.Embedding tables and parameters named "*embed" / "*embedding"
+    # (e.g. the pixel decoder's level_embed). Norm layers use detectron2's SOLVER.WEIGHT_DECAY_NORM.
+    cfg.SOLVER.WEIGHT_DECAY_EMBED = 0.0
+    # Compute dtype of mixed precision (SOLVER.AMP.ENABLED): "float16" or "bfloat16".
+    cfg.SOLVER.AMP.PRECISION = "float16"
+    # SOLVER.CLIP_GRADIENTS.CLIP_TYPE also accepts "full_model": clip the norm (NORM_TYPE) of all
+    # gradients together to CLIP_VALUE, besides detectron2's per-parameter "value" and "norm".

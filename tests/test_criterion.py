@@ -3,6 +3,7 @@ normalisation, gradients, denoising and empty images."""
 
 import pytest
 import torch
+from helpers import make_targets
 
 from mqformer_d2.modeling.criterion import SetCriterion
 from mqformer_d2.modeling.denoising import build_denoising_queries
@@ -13,30 +14,9 @@ HM, HPAD, T, Q, D = 8, 32, 6, 5, 8
 BASE = ["loss_ce", "loss_bbox", "loss_giou", "loss_mask", "loss_dice"]
 
 
-def make_targets(counts, gen):
-    """Image b's vocabulary is texts 0..3; texts 4, 5 belong to another image of the batch."""
-    out = []
-    for k in counts:
-        out.append(
-            {
-                "labels": torch.randint(0, 4, (k,), generator=gen),
-                "boxes": torch.cat(
-                    [
-                        torch.rand(k, 2, generator=gen) * 0.5 + 0.25,
-                        torch.rand(k, 2, generator=gen) * 0.3 + 0.1,
-                    ],
-                    1,
-                ),
-                "masks": torch.rand(k, HPAD, HPAD, generator=gen) > 0.5,
-                "has_mask": torch.ones(k, dtype=torch.bool),
-                "has_box": torch.ones(k, dtype=torch.bool),
-            }
-        )
-    return out
-
-
 def texts_for(targets):
-    """The batch's TextBatch: T union texts, of which each image's vocabulary is texts 0..3."""
+    """The batch's TextBatch: T union texts; image b's vocabulary is texts 0..3, texts 4, 5 belong
+    to another image of the batch."""
     valid = torch.zeros(len(targets), T, dtype=torch.bool)
     valid[:, :4] = True
     return TextBatch([f"text {t}" for t in range(T)], torch.zeros(T, D), valid, [torch.arange(4)] * len(targets))
@@ -85,7 +65,7 @@ def expected_keys(num_aux=2, dn=True):
 
 def test_all_losses_finite_and_positive():
     gen = torch.Generator().manual_seed(0)
-    targets = make_targets([3, 2], gen)
+    targets = make_targets([3, 2], gen, HPAD)
     losses = make_criterion(denoising=True)(make_outputs(targets, gen), targets, texts_for(targets))
     assert set(losses) == expected_keys()
     for name, value in losses.items():
@@ -94,7 +74,7 @@ def test_all_losses_finite_and_positive():
 
 def test_losses_are_weighted():
     gen = torch.Generator().manual_seed(1)
-    targets = make_targets([2], gen)
+    targets = make_targets([2], gen, HPAD)
     outputs = make_outputs(targets, gen, num_aux=0, dn=False)
     del outputs["interm_outputs"]
     torch.manual_seed(0)
@@ -126,20 +106,22 @@ def perfect_outputs(targets):
 
 def test_perfect_predictions_give_near_zero_losses():
     gen = torch.Generator().manual_seed(2)
-    targets = make_targets([3], gen)
+    targets = make_targets([3], gen, HPAD)
     targets[0]["masks"][0] = True  # full
     targets[0]["masks"][1] = False  # empty, but annotated as empty
     targets[0]["masks"][2] = True
     targets[0]["has_mask"][2] = False  # a box-only target
-    losses, indices = make_criterion()(perfect_outputs(targets), targets, texts_for(targets), return_indices=True)
+    criterion, outputs = make_criterion(), perfect_outputs(targets)
+    indices = criterion.matcher(outputs, targets)  # what the criterion matches the final layer with
     assert indices[0][0].tolist() == [0, 1, 2] and indices[0][1].tolist() == [0, 1, 2]
+    losses = criterion(outputs, targets, texts_for(targets))
     for name in ["loss_bbox", "loss_giou", "loss_mask", "loss_dice", "loss_ce"]:
         assert losses[name] < 1e-4, name
 
 
 def test_columns_outside_vocabulary_are_ignored():
     gen = torch.Generator().manual_seed(3)
-    targets = make_targets([3, 1], gen)
+    targets = make_targets([3, 1], gen, HPAD)
     outputs = make_outputs(targets, gen)
     criterion = make_criterion(denoising=True)
     torch.manual_seed(0)
@@ -155,7 +137,7 @@ def test_columns_outside_vocabulary_are_ignored():
 
 def test_label_outside_vocabulary_is_an_error():
     gen = torch.Generator().manual_seed(4)
-    targets = make_targets([2], gen)
+    targets = make_targets([2], gen, HPAD)
     outputs = make_outputs(targets, gen, dn=False)
     targets[0]["labels"][1] = 5
     with pytest.raises(ValueError, match=r"targets\[0\]\['labels'\]"):
@@ -164,7 +146,7 @@ def test_label_outside_vocabulary_is_an_error():
 
 def test_text_valid_must_match_the_logits():
     gen = torch.Generator().manual_seed(5)
-    targets = make_targets([2], gen)
+    targets = make_targets([2], gen, HPAD)
     outputs = make_outputs(targets, gen, dn=False)
     text = texts_for(targets)
     with pytest.raises(ValueError, match=r"text\.valid must be bool \(B, T\)"):
@@ -173,7 +155,7 @@ def test_text_valid_must_match_the_logits():
 
 def test_missing_target_key_is_named():
     gen = torch.Generator().manual_seed(5)
-    targets = make_targets([2], gen)
+    targets = make_targets([2], gen, HPAD)
     outputs = make_outputs(targets, gen, dn=False)
     del targets[0]["has_box"]
     with pytest.raises(ValueError, match="has_box"):
@@ -182,7 +164,7 @@ def test_missing_target_key_is_named():
 
 def test_targets_without_masks_or_boxes_contribute_nothing_there():
     gen = torch.Generator().manual_seed(6)
-    targets = make_targets([3], gen)
+    targets = make_targets([3], gen, HPAD)
     targets[0]["has_mask"][1] = False
     targets[0]["has_box"][2] = False
     outputs = make_outputs(targets, gen, dn=True)
@@ -209,7 +191,7 @@ def test_targets_without_masks_or_boxes_contribute_nothing_there():
 def test_normalised_per_target():
     """Two copies of one image give the same class and box losses as the image alone."""
     gen = torch.Generator().manual_seed(7)
-    targets = make_targets([3], gen)
+    targets = make_targets([3], gen, HPAD)
     single = make_outputs(targets, gen, num_aux=0, dn=False)
     double = {
         k: torch.cat([v, v])
@@ -224,7 +206,7 @@ def test_normalised_per_target():
 
 def test_gradients_reach_every_output():
     gen = torch.Generator().manual_seed(8)
-    targets = make_targets([3, 2], gen)
+    targets = make_targets([3, 2], gen, HPAD)
     outputs = make_outputs(targets, gen)
     sum(make_criterion(denoising=True)(outputs, targets, texts_for(targets)).values()).backward()
     sets = [
@@ -245,18 +227,18 @@ def test_gradients_reach_every_output():
 
 def test_image_without_targets():
     gen = torch.Generator().manual_seed(9)
-    targets = make_targets([0, 2], gen)
+    targets = make_targets([0, 2], gen, HPAD)
     outputs = make_outputs(targets, gen)
     criterion = make_criterion(denoising=True)
-    losses, indices = criterion(outputs, targets, texts_for(targets), return_indices=True)
-    assert indices[0][0].numel() == 0 and criterion.last_indices is indices
+    assert criterion.matcher(outputs, targets)[0][0].numel() == 0
+    losses = criterion(outputs, targets, texts_for(targets))
     assert set(losses) == expected_keys()
     assert all(torch.isfinite(v) for v in losses.values())
 
 
 def test_batch_without_any_target_keeps_the_same_keys():
     gen = torch.Generator().manual_seed(10)
-    targets = make_targets([0, 0], gen)
+    targets = make_targets([0, 0], gen, HPAD)
     outputs = make_outputs(targets, gen)
     assert "dn_outputs" not in outputs  # DN disabled for this batch
     losses = make_criterion(denoising=True)(outputs, targets, texts_for(targets))
@@ -269,7 +251,7 @@ def test_batch_without_any_target_keeps_the_same_keys():
 
 def test_dn_query_count_mismatch_is_reported():
     gen = torch.Generator().manual_seed(11)
-    targets = make_targets([2], gen)
+    targets = make_targets([2], gen, HPAD)
     outputs = make_outputs(targets, gen)
     outputs["dn_meta"] = dict(outputs["dn_meta"], num_dn_queries=99)
     with pytest.raises(ValueError, match="num_dn_queries"):
@@ -281,7 +263,7 @@ def test_normalisers_are_averaged_over_workers(monkeypatch):
     from detectron2.utils import comm
 
     gen = torch.Generator().manual_seed(12)
-    targets = make_targets([3, 1], gen)
+    targets = make_targets([3, 1], gen, HPAD)
     outputs = make_outputs(targets, gen)
     criterion = make_criterion(denoising=True)
     torch.manual_seed(0)

@@ -3,6 +3,7 @@ queries cannot see denoising queries."""
 
 import pytest
 import torch
+from helpers import make_targets
 from torch import nn
 
 from mqformer_d2.modeling.denoising import (
@@ -10,28 +11,9 @@ from mqformer_d2.modeling.denoising import (
     dn_attention_mask,
     noise_boxes,
     noise_labels,
-    split_dn_queries,
 )
 
 D, T = 16, 7
-
-
-def make_targets(counts, gen):
-    out = []
-    for k in counts:
-        out.append(
-            {
-                "labels": torch.randint(0, 4, (k,), generator=gen),  # texts 0..3 are in vocabulary
-                "boxes": torch.cat(
-                    [
-                        torch.rand(k, 2, generator=gen) * 0.5 + 0.25,
-                        torch.rand(k, 2, generator=gen) * 0.3 + 0.1,
-                    ],
-                    1,
-                ),
-            }
-        )
-    return out
 
 
 def vocab(batch, texts=(0, 1, 2, 3)):
@@ -168,12 +150,13 @@ def test_matching_queries_do_not_see_dn_queries():
     )
     matching = torch.randn(2, n_match, D, generator=gen)
     out = model(torch.cat([dn.content, matching], 1), dn.attn_mask)
-    dn_out, match_out = split_dn_queries(out, dn.meta)
+    num_dn = dn.meta["num_dn_queries"]  # the sequence is [DN queries | matching queries]
+    dn_out, match_out = out[:, :num_dn], out[:, num_dn:]
     assert dn_out.shape == (2, 9, D) and match_out.shape == (2, n_match, D)
 
     other_dn = torch.randn_like(dn.content) * 10
     out2 = model(torch.cat([other_dn, matching], 1), dn.attn_mask)
-    dn_out2, match_out2 = split_dn_queries(out2, dn.meta)
+    dn_out2, match_out2 = out2[:, :num_dn], out2[:, num_dn:]
     assert torch.allclose(match_out, match_out2, atol=1e-5)  # matching queries are blind to DN
     assert not torch.allclose(dn_out, dn_out2)
 
@@ -187,12 +170,10 @@ def test_matching_queries_do_not_see_dn_queries():
 
     # without the mask the same change would leak, so the test can fail
     leaked = model(torch.cat([other_dn, matching], 1), None)
-    assert not torch.allclose(split_dn_queries(leaked, dn.meta)[1], match_out, atol=1e-5)
+    assert not torch.allclose(leaked[:, num_dn:], match_out, atol=1e-5)
 
 
-def test_split_without_dn_and_bad_arguments():
-    x = torch.randn(2, 5, D)
-    assert split_dn_queries(x, None) == (None, x)
+def test_bad_arguments():
     with pytest.raises(ValueError, match="dn_query_budget"):
         build_denoising_queries(
             make_targets([1], torch.Generator()),

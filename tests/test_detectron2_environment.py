@@ -5,7 +5,7 @@ import os
 
 import cv2
 import numpy as np
-from engine_fixtures import ROOT, load_script
+from helpers import ROOT, load_script
 
 from mqformer_d2.engine import build_config
 

@@ -1,8 +1,11 @@
-"""A typo in DATASETS.TRAIN / DATASETS.TEST fails at start-up, naming the key and close names."""
+"""Start-up checks: a typo in DATASETS.TRAIN / DATASETS.TEST fails, naming the key and close names;
+a test set whose metadata lacks what its evaluator reads fails, naming the dataset and the key."""
 import pytest
 from detectron2.config import get_cfg
 
-from mqformer_d2.engine.dataset_checks import check_dataset_names
+from dataset_fixtures import temporary_datasets
+from helpers import TINY_CONFIG, load_train_net, train_net_args
+from mqformer_d2.engine.dataset_checks import EVALUATOR_METADATA, check_dataset_names, check_datasets
 
 
 @pytest.mark.parametrize("key", ["TRAIN", "TEST"])
@@ -15,3 +18,57 @@ def test_a_typo_names_the_key_and_close_registered_names(key):
         cfg.DATASETS.TRAIN = ("coco_2017_trian",)
     with pytest.raises(KeyError, match=f"DATASETS.{key}: dataset 'coco_2017_.*' is not registered.*coco_2017_"):
         check_dataset_names(cfg)
+
+
+@pytest.fixture
+def eval_set():
+    """eval_set(**metadata) -> a registered (empty) dataset name with that metadata."""
+    with temporary_datasets("test_eval_meta") as register:
+        yield lambda **metadata: register(lambda: [], **metadata)
+
+
+def _test_cfg(name):
+    cfg = get_cfg()
+    cfg.DATASETS.TRAIN, cfg.DATASETS.TEST = (), (name,)
+    return cfg
+
+
+@pytest.mark.parametrize("evaluator_type, metadata, missing", [
+    ("sem_seg", dict(text_prompts=["cup"], ignore_label=255), "'stuff_classes'"),
+    ("coco_panoptic_seg", dict(text_prompts=["cup"], panoptic_json="p.json",
+                               thing_dataset_id_to_contiguous_id={1: 0}), "'panoptic_root'"),
+    ("coco", dict(text_prompts=["cup"]), "'json_file' or 'thing_classes'"),
+    ("seginw", dict(text_prompts=["cup"], thing_classes=["cup"]), "'json_file'"),
+    ("foreground", dict(text_prompts=None), "'text_prompts'"),
+])
+def test_missing_evaluator_metadata_names_dataset_and_key(eval_set, evaluator_type, metadata, missing):
+    task = {"sem_seg": "semantic", "coco_panoptic_seg": "panoptic", "foreground": "foreground"}.get(evaluator_type, "instance")
+    name = eval_set(task=task, evaluator_type=evaluator_type, **metadata)
+    with pytest.raises(ValueError, match=f"DATASETS.TEST: dataset '{name}': its '{evaluator_type}' evaluator "
+                                         f"needs metadata {missing}"):
+        check_datasets(_test_cfg(name))
+
+
+def test_an_unknown_evaluator_type_names_the_dataset(eval_set):
+    name = eval_set(task="instance", evaluator_type="cityscapes", text_prompts=["cup"])
+    with pytest.raises(ValueError, match=f"dataset '{name}': metadata evaluator_type 'cityscapes' has no evaluator"):
+        check_datasets(_test_cfg(name))
+
+
+def test_complete_metadata_passes(eval_set):
+    name = eval_set(task="semantic", evaluator_type="sem_seg", text_prompts=["cup"], stuff_classes=["cup"],
+                    ignore_label=255)
+    check_datasets(_test_cfg(name))
+
+
+def test_the_table_covers_every_evaluator_the_project_builds():
+    build = pytest.importorskip("mqformer_d2.evaluation.build")
+    assert set(EVALUATOR_METADATA) == set(build._BUILDERS)
+
+
+def test_train_net_checks_test_metadata_before_building_anything(eval_set, tmp_path):
+    name = eval_set(task="semantic", evaluator_type="sem_seg", text_prompts=["cup"], ignore_label=255)
+    args = train_net_args("--config-file", TINY_CONFIG, "--eval-only", "DATASETS.TRAIN", "()",
+                          "DATASETS.TEST", f"('{name}',)", "OUTPUT_DIR", tmp_path / "out")
+    with pytest.raises(ValueError, match=f"dataset '{name}'.*'stuff_classes'"):
+        load_train_net().main(args)

@@ -1,14 +1,11 @@
 """train_net.py's distributed path on CPU: 2 processes (DDP over gloo) started by detectron2's launch."""
-import importlib.util
 import os
 
 import torch
 from detectron2.engine import launch
-from engine_fixtures import TINY_CONFIG, TINY_OPTIONS, checkpoint_iteration, tiny_shapes_benchmark, train_net_args
+from helpers import TINY_CONFIG, TINY_OPTIONS, checkpoint_iteration, tiny_shapes_benchmark, train_net_args
 
 from mqformer_d2.engine import main
-
-HAS_EVALUATION = importlib.util.find_spec("mqformer_d2.evaluation") is not None
 
 
 def train_worker(root: str, argv: list) -> None:
@@ -22,9 +19,8 @@ def test_two_cpu_processes_train_with_ddp(tmp_path):
     root, output_dir = str(tmp_path / "datasets"), str(tmp_path / "run")
     with tiny_shapes_benchmark(root):  # generated once here, reused by the workers
         pass
-    test_sets = "('mqformer_shapes_val_instance',)" if HAS_EVALUATION else "()"
     argv = ["--config-file", TINY_CONFIG, "--cpu", "--num-gpus", 2, *TINY_OPTIONS,
-            "DATASETS.TRAIN", "('mqformer_shapes_train',)", "DATASETS.TEST", test_sets,
+            "DATASETS.TRAIN", "('mqformer_shapes_train',)", "DATASETS.TEST", "('mqformer_shapes_val_instance',)",
             "SOLVER.MAX_ITER", 2, "OUTPUT_DIR", output_dir]
     args = train_net_args(*argv)
     assert args.cpu and args.num_gpus == 2

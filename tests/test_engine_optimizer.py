@@ -4,7 +4,7 @@ import copy
 import pytest
 import torch
 from detectron2.modeling import build_model
-from engine_fixtures import TINY_CONFIG, TINY_OPTIONS
+from helpers import TINY_CONFIG, tiny_config
 from torch import nn
 
 from mqformer_d2.engine import MQFormerTrainer, build_config, build_optimizer, build_param_groups
@@ -14,8 +14,8 @@ BASE_LR, WEIGHT_DECAY, MULTIPLIER = 1e-4, 0.05, 0.1
 
 
 def config(*options):
-    return build_config(TINY_CONFIG, [*TINY_OPTIONS, "SOLVER.BASE_LR", BASE_LR, "SOLVER.WEIGHT_DECAY",
-                                      WEIGHT_DECAY, "SOLVER.BACKBONE_MULTIPLIER", MULTIPLIER, *options])
+    return tiny_config("SOLVER.BASE_LR", BASE_LR, "SOLVER.WEIGHT_DECAY", WEIGHT_DECAY,
+                       "SOLVER.BACKBONE_MULTIPLIER", MULTIPLIER, *options)
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,9 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import MetadataCatalog
 from detectron2.engine import DefaultPredictor
 from detectron2.modeling import build_model
-from engine_fixtures import TINY_CONFIG, TINY_OPTIONS, load_script
+from helpers import TINY_CONFIG, TINY_OPTIONS, load_script, tiny_config
 
 from mqformer_d2 import MQFormerPredictor
-from mqformer_d2.engine import build_config
 
 torch.set_num_threads(2)
 HEIGHT, WIDTH = 60, 80
@@ -21,7 +20,7 @@ PROMPTS = ["zebra", "a purple teapot on the left"]
 
 
 def config(*options):
-    return build_config(TINY_CONFIG, [*TINY_OPTIONS, "DATASETS.TEST", f"('{TEST_DATASET}',)", *options])
+    return tiny_config("DATASETS.TEST", f"('{TEST_DATASET}',)", *options)
 
 
 @pytest.fixture(scope="module")

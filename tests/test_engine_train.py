@@ -1,25 +1,22 @@
 """train_net.py in-process on a tiny synthetic benchmark: train + evaluate, resume, eval-only."""
 import os
 import shutil
-import sys
 
 import pytest
 import torch
-from engine_fixtures import (
+from helpers import (
     TINY_CONFIG,
     TINY_OPTIONS,
     checkpoint_iteration,
-    digest_evaluator_factory,
+    digest_evaluator,
     load_train_net,
-    tiny_shapes_benchmark,
     train_net_args,
 )
 
-from mqformer_d2.engine import MQFormerTrainer, build_config
-from mqformer_d2.engine import trainer as trainer_module
+from mqformer_d2.engine import MQFormerTrainer
 
 torch.set_num_threads(2)
-REAL_EVALUATOR_FACTORY = trainer_module.evaluator_factory
+REAL_BUILD_EVALUATOR = MQFormerTrainer.__dict__["build_evaluator"]
 
 TRAIN_OPTIONS = [
     *TINY_OPTIONS,
@@ -38,20 +35,14 @@ def train_net():
 
 
 @pytest.fixture(scope="module")
-def shapes(tmp_path_factory):
-    with tiny_shapes_benchmark(str(tmp_path_factory.mktemp("datasets"))) as root:
-        yield root
-
-
-@pytest.fixture(scope="module")
 def digest_evaluators():
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(trainer_module, "evaluator_factory", digest_evaluator_factory)
+        patch.setattr(MQFormerTrainer, "build_evaluator", digest_evaluator)
         yield
 
 
 @pytest.fixture(scope="module")
-def trained(train_net, shapes, digest_evaluators, tmp_path_factory):
+def trained(train_net, tiny_shapes, digest_evaluators, tmp_path_factory):
     """One 3-iteration run: (its OUTPUT_DIR, the results of its final evaluation)."""
     output_dir = str(tmp_path_factory.mktemp("run"))
     results = train_net.main(train_net_args("--config-file", TINY_CONFIG, *TRAIN_OPTIONS, "OUTPUT_DIR", output_dir))
@@ -138,17 +129,8 @@ def test_new_run_refuses_an_output_dir_with_checkpoints(train_net, trained):
     assert os.path.getmtime(os.path.join(output_dir, "model_final.pth")) == before
 
 
-def test_missing_evaluation_module_fails_before_training(shapes, tmp_path, monkeypatch):
-    monkeypatch.setattr(trainer_module, "evaluator_factory", REAL_EVALUATOR_FACTORY)
-    monkeypatch.setitem(sys.modules, "mqformer_d2.evaluation", None)  # import now fails
-    cfg = build_config(TINY_CONFIG, [*TRAIN_OPTIONS, "OUTPUT_DIR", str(tmp_path)])
-    with pytest.raises(RuntimeError, match="DATASETS.TEST"):
-        MQFormerTrainer(cfg)
-
-
 def test_real_evaluators_on_every_task(train_net, trained, tmp_path, monkeypatch):
-    pytest.importorskip("mqformer_d2.evaluation")
-    monkeypatch.setattr(trainer_module, "evaluator_factory", REAL_EVALUATOR_FACTORY)
+    monkeypatch.setattr(MQFormerTrainer, "build_evaluator", REAL_BUILD_EVALUATOR)
     tests = ("mqformer_shapes_val_instance", "mqformer_shapes_val_semantic", "mqformer_shapes_val_panoptic",
              "mqformer_shapes_val_referring", "mqformer_shapes_val_foreground",
              "mqformer_shapes_seginw_Colors_val", "mqformer_shapes_seginw_Shapes_val")

@@ -7,7 +7,7 @@ from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from PIL import Image
 
-from mqformer_d2.data.config import add_data_config
+from mqformer_d2 import add_mqformer_config
 from mqformer_d2.data.images import as_uint8_bgr, read_image
 from mqformer_d2.data.unified_mapper import UnifiedDatasetMapper
 
@@ -34,8 +34,7 @@ def test_the_data_loader_scales_16_bit_pngs(sixteen_bit_png):
     DatasetCatalog.register(name, lambda: [dict(record)])
     MetadataCatalog.get(name).set(task="instance", text_prompts=["cup"])
     try:
-        cfg = get_cfg()
-        add_data_config(cfg)
+        cfg = add_mqformer_config(get_cfg())
         cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST = 0, 0  # no resize
         image = UnifiedDatasetMapper(cfg, False)(dict(record, dataset_name=name))["image"]
         assert image[0, 0].tolist() == [0, 1, 128, 255]

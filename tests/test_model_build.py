@@ -4,12 +4,9 @@ import os
 
 import pytest
 import torch
-from detectron2.config import get_cfg
 from detectron2.modeling import build_model
+from helpers import ROOT, config_from_file
 
-from mqformer_d2 import add_mqformer_config
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "**", "*.yaml"), recursive=True))
 EXPECTED_QUERIES = {  # (learnable, conditional)
     "Base-MQFormer.yaml": (100, 300),
@@ -31,8 +28,7 @@ def test_every_config_is_covered():
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: os.path.relpath(p, ROOT))
 def test_build_model(path):
-    cfg = add_mqformer_config(get_cfg())
-    cfg.merge_from_file(path)
+    cfg = config_from_file(path)
     cfg.MODEL.DEVICE = "cpu"
     if "swin" in os.path.basename(path) or path.endswith("Base-MQFormer.yaml"):
         # The ViT-B-32 text tower is built by mqformer_R50.yaml already; save the time here.

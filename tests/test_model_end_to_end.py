@@ -1,24 +1,17 @@
 """The tiny MQ-Former end to end on CPU: a training step and every inference output."""
-import os
-
 import pytest
 import torch
-from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 from detectron2.structures import BitMasks, Instances
+from helpers import config_from_file
 
-from mqformer_d2 import add_mqformer_config
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 torch.set_num_threads(2)
 
 
 def tiny_cfg(config="configs/mqformer_tiny_cpu.yaml", *options):
-    cfg = add_mqformer_config(get_cfg())
-    cfg.merge_from_file(os.path.join(ROOT, config))
-    cfg.merge_from_list(["MODEL.MQFORMER.PIXEL_DECODER.NUM_LAYERS", 1, "MODEL.MQFORMER.LOSS.NUM_POINTS", 256,
-                         *options])
-    return cfg
+    """An unfrozen tiny config with one encoder layer and 256 mask points, then `options`."""
+    return config_from_file(config, "MODEL.MQFORMER.PIXEL_DECODER.NUM_LAYERS", 1,
+                            "MODEL.MQFORMER.LOSS.NUM_POINTS", 256, *options)
 
 
 def make_input(height, width, num_targets, vocabulary=("cat", "dog", "a red car"), seed=0):

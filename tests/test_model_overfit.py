@@ -1,14 +1,9 @@
 """The tiny MQ-Former learns: it overfits one fixed batch, then predicts that batch's masks."""
-import os
-
 import torch
-from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 from detectron2.structures import BitMasks, Instances
+from helpers import TINY_CONFIG, config_from_file
 
-from mqformer_d2 import add_mqformer_config
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VOCABULARY = ["red square", "blue bar"]
 
 
@@ -36,9 +31,7 @@ def mask_iou(a, b):
 
 def test_tiny_model_overfits_one_batch_and_predicts_its_masks():
     torch.manual_seed(0)
-    cfg = add_mqformer_config(get_cfg())
-    cfg.merge_from_file(os.path.join(ROOT, "configs/mqformer_tiny_cpu.yaml"))
-    cfg.merge_from_list(["MODEL.MQFORMER.LOSS.NUM_POINTS", 256, "INPUT.FORMAT", "RGB"])
+    cfg = config_from_file(TINY_CONFIG, "MODEL.MQFORMER.LOSS.NUM_POINTS", 256, "INPUT.FORMAT", "RGB")
     model = build_model(cfg)
     batch, masks = fixed_batch()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)

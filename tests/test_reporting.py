@@ -3,7 +3,7 @@ import json
 import math
 
 import pytest
-from engine_fixtures import load_script
+from helpers import load_script
 
 from mqformer_d2.evaluation.report import (
     find_metric,
@@ -60,6 +60,13 @@ def test_main_job_never_reuses_a_folder_with_files(tmp_path):
     with pytest.raises(FileExistsError, match="already holds files"):
         train_shapes.fresh_output_dir(str(empty))
     assert (empty / "model_final.pth").read_bytes() == b"weights"
+
+
+def test_main_job_passes_cpu_only_without_a_gpu():
+    train_shapes = load_script("tools/train_shapes.py")
+    assert train_shapes.device_arguments(gpu_available=False) == (["--cpu"], [])
+    # With a GPU the tiny config's MODEL.DEVICE cpu is overridden: dropping --cpu alone would not do.
+    assert train_shapes.device_arguments(gpu_available=True) == ([], ["MODEL.DEVICE", "cuda"])
 
 
 def test_ablation_table_has_a_row_per_variant():

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from detectron2.config import get_cfg
 
-from engine_fixtures import load_script
+from helpers import load_script
 from mqformer_d2.engine.defaults import separate_eval_output_dir
 from mqformer_d2.engine.run_dirs import claim_dir, claim_timestamped_dir
 

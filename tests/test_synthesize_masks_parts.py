@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from engine_fixtures import load_script
+from helpers import load_script
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
-from engine_fixtures import load_script
+from helpers import load_script
 from PIL import Image
 
 from mqformer_d2.data import UnifiedDatasetMapper, load_tagged_dataset_dicts

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 from detectron2.data import DatasetCatalog
-from engine_fixtures import ROOT, TINY_OPTIONS, load_script, tiny_shapes_benchmark
+from helpers import ROOT, TINY_OPTIONS, load_script
 
 torch.set_num_threads(1)
 
@@ -15,12 +15,6 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="module")
 def experiment():
     return load_script("tools/synthetic_data_experiment.py")
-
-
-@pytest.fixture(scope="module")
-def shapes(tmp_path_factory):
-    with tiny_shapes_benchmark(str(tmp_path_factory.mktemp("shapes"))) as root:
-        yield root
 
 
 def test_mixtures_keep_the_main_jobs_ratios(experiment):
@@ -45,7 +39,7 @@ def test_existing_output_is_never_reused(experiment, tmp_path):
     assert (tmp_path / "keep.txt").read_text() == "a user's file"
 
 
-def test_the_whole_experiment_on_a_tiny_benchmark(experiment, shapes, tmp_path, monkeypatch):
+def test_the_whole_experiment_on_a_tiny_benchmark(experiment, tiny_shapes, tmp_path, monkeypatch):
     def run_in_this_process(experiment_dir, stage, args):
         command = experiment.stage_command(experiment_dir, stage, args)
         experiment.execute_stage(experiment.parse_args(command[2:]))

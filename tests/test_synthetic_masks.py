@@ -7,7 +7,7 @@ import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.modeling import build_model
-from engine_fixtures import TINY_CONFIG, TINY_OPTIONS, load_script
+from helpers import TINY_CONFIG, TINY_OPTIONS, load_script, tiny_config
 from test_model_overfit import fixed_batch, mask_iou
 
 from mqformer_d2.data import UnifiedDatasetMapper, load_tagged_dataset_dicts
@@ -28,7 +28,7 @@ class Killed(Exception):
 
 def test_box_prompts_give_one_mask_per_box_at_the_original_size():
     torch.manual_seed(0)
-    model = build_model(build_config(TINY_CONFIG, TINY_OPTIONS)).eval()
+    model = build_model(tiny_config()).eval()
     inputs = [{"image": torch.randint(0, 256, (3, 64, 80), dtype=torch.uint8), "height": 96, "width": 120},
               {"image": torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8)}]
     boxes = [torch.tensor([[10.0, 10, 50, 40], [60, 20, 110, 90], [0, 0, 120, 96]]), torch.zeros(0, 4)]
@@ -79,7 +79,7 @@ def shapes_root(tmp_path_factory):
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
     torch.manual_seed(0)
-    model = build_model(build_config(TINY_CONFIG, TINY_OPTIONS))
+    model = build_model(tiny_config())
     folder = str(tmp_path_factory.mktemp("weights"))
     DetectionCheckpointer(model, save_dir=folder).save("tiny")
     return os.path.join(folder, "tiny.pth")
@@ -184,7 +184,7 @@ def test_synthetic_masks_register_as_a_segmentation_dataset(shapes_root, weights
         categories = [a["category_id"] for a in record["annotations"]]
         assert categories == [a["category_id"] for a in source_record["annotations"]]
         assert all("segmentation" in ann and ann["quality"] > 0.9 for ann in record["annotations"])
-    mapper = UnifiedDatasetMapper(build_config(TINY_CONFIG, TINY_OPTIONS), is_train=True)
+    mapper = UnifiedDatasetMapper(tiny_config(), is_train=True)
     instances = mapper(dicts[0])["instances"]
     assert len(instances) > 0 and bool(instances.gt_has_mask.all())
 

@@ -7,8 +7,8 @@ import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import DatasetCatalog
 from detectron2.modeling import build_model
-from engine_fixtures import TINY_CONFIG, TINY_OPTIONS, load_script, tiny_shapes_benchmark
 from fvcore.common.checkpoint import Checkpointer
+from helpers import load_script, tiny_config, tiny_shapes_benchmark
 
 from mqformer_d2.analysis import (
     SHARES, accuracy, build_random_init_model, classifier_calibration, collect_target_features, final_layer_matching,
@@ -17,13 +17,8 @@ from mqformer_d2.analysis import (
 from mqformer_d2.analysis.capture import captured_activations
 from mqformer_d2.data import UnifiedDatasetMapper
 from mqformer_d2.data.shapes import THING_CLASSES
-from mqformer_d2.engine import build_config
 
 torch.set_num_threads(1)
-
-
-def tiny_cfg():
-    return build_config(TINY_CONFIG, TINY_OPTIONS)
 
 
 def thing_records(name):
@@ -42,7 +37,7 @@ def test_mask_ious_at_the_logits_resolution():
 
 
 def test_every_stage_is_read_out_per_thing_and_the_shares_are_consistent(tmp_path):
-    cfg = tiny_cfg()
+    cfg = tiny_config()
     torch.manual_seed(0)
     model = build_model(cfg).eval()
     with tiny_shapes_benchmark(str(tmp_path)):
@@ -75,7 +70,7 @@ def test_every_stage_is_read_out_per_thing_and_the_shares_are_consistent(tmp_pat
 
 
 def test_hooks_capture_the_queries_that_the_final_predictions_come_from(tmp_path):
-    cfg = tiny_cfg()
+    cfg = tiny_config()
     model = build_model(cfg).eval()
     mapper = UnifiedDatasetMapper(True, augmentations=[], image_format=cfg.INPUT.FORMAT, num_negative_texts=1000)
     with tiny_shapes_benchmark(str(tmp_path)):
@@ -101,7 +96,7 @@ def test_random_init_baseline_is_built_without_loading_weights(monkeypatch, tmp_
 
     monkeypatch.setattr(Checkpointer, "load", refuse)
     monkeypatch.setattr(torch, "load", refuse)
-    cfg = tiny_cfg().clone()
+    cfg = tiny_config().clone()
     cfg.defrost()
     cfg.MODEL.WEIGHTS = str(tmp_path / "missing.pth")
     cfg.MODEL.MQFORMER.TEXT_ENCODER.PRETRAINED = str(tmp_path / "missing_text.pt")
@@ -118,7 +113,7 @@ def test_random_init_baseline_is_built_without_loading_weights(monkeypatch, tmp_
 
 
 def test_text_side_at_initialisation():
-    cfg = tiny_cfg()
+    cfg = tiny_config()
     model = build_random_init_model(cfg)
     calibration = classifier_calibration(model)
     assert calibration["logit_scale"] == pytest.approx(1 / 0.07, rel=1e-4)
@@ -132,7 +127,7 @@ def test_text_side_at_initialisation():
 
 
 def test_gt_mask_probe_runs_on_the_benchmark_targets(tmp_path):
-    cfg = tiny_cfg()
+    cfg = tiny_config()
     model = build_model(cfg).eval()
     with tiny_shapes_benchmark(str(tmp_path)):
         fit = collect_target_features(model, thing_records("mqformer_shapes_train"), THING_CLASSES, 2,
@@ -147,7 +142,7 @@ def test_gt_mask_probe_runs_on_the_benchmark_targets(tmp_path):
 
 def test_main_writes_the_table_and_json_into_a_new_folder_each_time(tmp_path):
     tool = load_script("tools/thing_error_analysis.py")
-    cfg = tiny_cfg()
+    cfg = tiny_config()
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.yaml").write_text(cfg.dump())

@@ -1,7 +1,7 @@
 """Sizing the main job's schedule to a time budget."""
 import pytest
 import torch
-from engine_fixtures import TINY_CONFIG, TINY_OPTIONS, tiny_shapes_benchmark
+from helpers import TINY_CONFIG, tiny_config, tiny_shapes_benchmark
 
 from mqformer_d2.engine import build_config
 from mqformer_d2.engine.time_budget import measure_step_seconds, schedule_overrides
@@ -35,8 +35,7 @@ def test_schedule_rejects_a_zero_budget():
 
 def test_step_time_is_measured_on_real_training_steps(tmp_path):
     with tiny_shapes_benchmark(str(tmp_path)):
-        cfg = build_config(TINY_CONFIG, [*TINY_OPTIONS, "DATASETS.TRAIN", "('mqformer_shapes_train',)",
-                                         "DATASETS.TRAIN_SAMPLING_RATIOS", "[1.0]"])
+        cfg = tiny_config("DATASETS.TRAIN", "('mqformer_shapes_train',)", "DATASETS.TRAIN_SAMPLING_RATIOS", "[1.0]")
         before = torch.get_rng_state()
         seconds = measure_step_seconds(cfg, steps=1, warmup=1)
     assert 0 < seconds < 60

@@ -13,7 +13,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data import transforms as T
 from detectron2.structures import BoxMode
 
-from mqformer_d2.data.config import add_data_config
+from mqformer_d2 import add_mqformer_config
 from mqformer_d2.data.multi_dataset import DatasetRatioSampler, build_unified_train_loader
 from mqformer_d2.data.text_utils import build_vocabulary, mirror_sentence
 from mqformer_d2.data.unified_mapper import UnifiedDatasetMapper
@@ -193,8 +193,7 @@ def test_ratio_sampler_hits_its_ratios_and_shards():
 
 
 def test_loader_mixes_all_tasks(datasets):
-    cfg = get_cfg()
-    add_data_config(cfg)
+    cfg = add_mqformer_config(get_cfg())
     cfg.DATASETS.TRAIN = tuple(datasets.values())
     cfg.DATASETS.TRAIN_SAMPLING_RATIOS = [1.0, 1.0, 1.0, 1.0]
     cfg.INPUT.IMAGE_SIZE, cfg.INPUT.MIN_SCALE, cfg.INPUT.MAX_SCALE = 64, 0.5, 1.5

@@ -8,10 +8,10 @@ import torch
 from detectron2.config import get_cfg
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import build_model, build_resnet_backbone
-from engine_fixtures import TINY_CONFIG, TINY_OPTIONS
+from helpers import tiny_config
 
 from mqformer_d2.data.datasets.refcoco import load_refs
-from mqformer_d2.engine import MQFormerPredictor, build_config
+from mqformer_d2.engine import MQFormerPredictor
 from mqformer_d2.modeling import MQFormerCheckpointer
 from mqformer_d2.modeling.checkpoint import WeightsMismatchError
 from mqformer_d2.modeling.weights import WeightsFileError, read_weights_file
@@ -34,10 +34,6 @@ def crafted(path, marker, wrap):
     with open(path, "wb") as f:
         pickle.dump(wrap(WritesMarker(str(marker))), f, protocol=2)
     return str(path)
-
-
-def tiny_config(*options):
-    return build_config(TINY_CONFIG, [*TINY_OPTIONS, *options])
 
 
 @pytest.fixture(scope="module")
@@ -78,14 +74,20 @@ def test_safe_unpickler_rebuilds_plain_data_and_numpy_arrays():
         loads_pickle_safely(b"cos\nsystem\n(S'true'\ntR.")
 
 
-def test_detectron2_pkl_backbone_weights_load(tmp_path):
-    """A detectron2 model-zoo style .pkl (R-18 here: names as in R-50.pkl) fills the backbone."""
+def resnet18_source_and_target():
+    """A detectron2 R-18 backbone (the weights' source) and a model holding another as `.backbone`."""
     cfg = get_cfg()
     cfg.MODEL.RESNETS.DEPTH = 18
     cfg.MODEL.RESNETS.RES2_OUT_CHANNELS = 64
     source = build_resnet_backbone(cfg, ShapeSpec(channels=3))
     target = torch.nn.Module()
     target.backbone = build_resnet_backbone(cfg, ShapeSpec(channels=3))
+    return source, target
+
+
+def test_detectron2_pkl_backbone_weights_load(tmp_path):
+    """A detectron2 model-zoo style .pkl (R-18 here: names as in R-50.pkl) fills the backbone."""
+    source, target = resnet18_source_and_target()
     path = tmp_path / "R-18.pkl"
     with open(path, "wb") as f:
         pickle.dump({"model": {k: v.numpy() for k, v in source.state_dict().items()},
@@ -147,3 +149,14 @@ def test_refcoco_refs_are_read_without_running_code(tmp_path):
     with pytest.raises(ValueError, match="evil.p"):
         load_refs(evil)
     assert not marker.exists()
+
+
+def test_bare_backbone_state_dict_loads_by_name_suffix(tmp_path):
+    """A .pth of a bare detectron2 backbone's state dict fills `model.backbone` (the model's other
+    parts keep their weights)."""
+    source, target = resnet18_source_and_target()
+    target.head = torch.nn.Linear(2, 2)
+    path = str(tmp_path / "r18.pth")
+    torch.save(source.state_dict(), path)
+    MQFormerCheckpointer(target).load(path)
+    torch.testing.assert_close(target.backbone.stem.conv1.weight, source.stem.conv1.weight)

@@ -9,15 +9,14 @@ import os
 import pytest
 import torch
 from detectron2.modeling import build_backbone
+from helpers import ROOT, config_from_file
 
-from mqformer_d2.engine import get_mqformer_cfg
 from mqformer_d2.modeling import MQFormer, MQFormerCheckpointer
 from mqformer_d2.modeling.decoder import build_decoder
 from mqformer_d2.modeling.pixel_decoder import build_pixel_decoder
 from mqformer_d2.modeling.text_encoder import build_text_encoder
 
 torch.set_num_threads(2)
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE = os.path.join(ROOT, "..", "shared", "fixtures", "maskdino_state_dict_keys.json")
 pytestmark = pytest.mark.skipif(not os.path.isfile(FIXTURE), reason=f"fixture {FIXTURE} is absent "
                                 "(CI clones the repository with ../shared beside it)")
@@ -53,11 +52,9 @@ def fake_state(shapes, seed=0):
 def build(config_file, options):
     """The MQ-Former of a config, fast: its parts are built on the meta device and then given
     uninitialised memory (a load test needs names and shapes, and compares only loaded values)."""
-    cfg = get_mqformer_cfg()
-    cfg.merge_from_file(os.path.join(ROOT, config_file))
     # The tiny text tower: Mask DINO has none, and it keeps the test fast.
-    cfg.merge_from_list(["MODEL.DEVICE", "cpu", "MODEL.MQFORMER.TEXT_ENCODER.MODEL_NAME", "mqformer-tiny-text",
-                         *options])
+    cfg = config_from_file(config_file, "MODEL.DEVICE", "cpu", "MODEL.MQFORMER.TEXT_ENCODER.MODEL_NAME",
+                           "mqformer-tiny-text", *options)
     with torch.device("meta"):
         backbone = build_backbone(cfg)
         pixel_decoder = build_pixel_decoder(cfg, backbone.output_shape())

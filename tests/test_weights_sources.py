@@ -2,21 +2,21 @@
 and tools/convert_weights.py, whose output training and both predictors load by name."""
 import pickle
 
-import open_clip
 import pytest
 import timm
 import torch
 from detectron2.engine import DefaultPredictor
 from detectron2.modeling import build_model
-from engine_fixtures import TINY_CONFIG, TINY_OPTIONS, load_script
+from helpers import TINY_CONFIG, TINY_OPTIONS, load_script, tiny_config
 
-from mqformer_d2.engine import MQFormerPredictor, build_config
+from mqformer_d2.engine import MQFormerPredictor
 from mqformer_d2.modeling import MQFormerCheckpointer
 from mqformer_d2.modeling.backbone import TimmSwinBackbone
-from mqformer_d2.modeling.text_encoder import OpenCLIPTextEncoder
+from mqformer_d2.modeling.text_encoder import OpenCLIPTextEncoder, import_open_clip
 from mqformer_d2.modeling.weights import WeightsFileError
 
 torch.set_num_threads(2)
+open_clip = import_open_clip()  # with MQ-Former's tiny text tower config added
 # The ViT-L/14 text layout (width 768, 12 heads, context 77, CLIP's vocabulary) with 2 instead of
 # 12 layers: the same tensor names and per-layer shapes as ViT-L-14's text tower, without building
 # and writing its 123M parameters (and its 304M-parameter image tower) in a unit test.
@@ -105,7 +105,7 @@ def test_text_tower_errors_and_the_frozen_random_warning(tmp_path):
 
 
 def test_convert_weights_writes_a_checkpoint_that_loads_by_name(tmp_path, capsys):
-    tiny = build_config(TINY_CONFIG, TINY_OPTIONS)
+    tiny = tiny_config()
     torch.manual_seed(2)
     backbone = build_model(tiny).backbone.state_dict()
     source = tmp_path / "R-18.pkl"  # detectron2 model-zoo layout
@@ -124,7 +124,7 @@ def test_convert_weights_writes_a_checkpoint_that_loads_by_name(tmp_path, capsys
     with pytest.raises(FileExistsError, match="--overwrite"):
         tool.main(argv)
     assert destination.read_bytes() == before
-    options = [*TINY_OPTIONS, "MODEL.WEIGHTS", str(destination)]
-    for predictor in (MQFormerPredictor(build_config(TINY_CONFIG, options)), DefaultPredictor(build_config(TINY_CONFIG, options))):
+    options = ["MODEL.WEIGHTS", str(destination)]
+    for predictor in (MQFormerPredictor(tiny_config(*options)), DefaultPredictor(tiny_config(*options))):
         loaded = predictor.model.backbone.state_dict()
         assert all(torch.equal(loaded[k], v) for k, v in backbone.items())

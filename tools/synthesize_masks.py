@@ -40,6 +40,7 @@ from detectron2.modeling import build_model
 from detectron2.structures import BoxMode
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
+from torchvision.ops import box_iou
 from tqdm import tqdm
 
 import mqformer_d2  # noqa: F401  (registers the model and the datasets)
@@ -181,16 +182,13 @@ def model_input(record: Dict, augmentations: T.AugmentationList, image_format: s
 
 
 def box_iou_of_mask(mask: np.ndarray, box: Sequence[float]) -> float:
-    """IoU of the tight box of an (H, W) bool mask with an XYXY box; 0 for an empty mask."""
+    """IoU of the tight box of an (H, W) bool mask with an XYXY box; 0 for an empty mask (a
+    non-empty mask's box covers at least one pixel, so the union is never 0)."""
     ys, xs = np.nonzero(mask)
     if len(xs) == 0:
         return 0.0
-    tight = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
-    width = max(0.0, min(tight[2], box[2]) - max(tight[0], box[0]))
-    height = max(0.0, min(tight[3], box[3]) - max(tight[1], box[1]))
-    inter = width * height
-    union = (tight[2] - tight[0]) * (tight[3] - tight[1]) + (box[2] - box[0]) * (box[3] - box[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
+    tight = torch.tensor([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], dtype=torch.float64)
+    return float(box_iou(tight, torch.tensor([box], dtype=torch.float64))[0, 0])
 
 
 def predict_batch(model, inputs: List[Dict], boxes: List[torch.Tensor], texts: List[List[str]]) -> List[Dict]:

@@ -5,7 +5,8 @@ task (`make train`).
         [--output-dir DIR] [KEY VALUE ...]
 
 Steps: generate (or reuse) `mqformer_shapes` under $DETECTRON2_DATASETS (default datasets/), train
-with the same engine as train_net.py (detectron2's log shows progress and ETA every 20 iterations),
+with the same engine as train_net.py (detectron2's log shows progress and ETA every 20 iterations;
+on the GPU when torch sees one, else on CPU with --cpu),
 evaluate every DATASETS.TEST entry, then print one table and write, in the output folder:
 `results.json` (all metrics), `summary.md` (the table) and `curves.png` (loss terms and validation
 metrics over iterations). The output folder defaults to output/shapes/run_<time> and must not
@@ -17,7 +18,7 @@ import logging
 import os
 import sys
 import time
-from typing import Optional
+from typing import List, Optional, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(ROOT, "configs", "shapes", "mqformer_tiny_shapes.yaml")
@@ -42,6 +43,12 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def device_arguments(gpu_available: bool) -> Tuple[List[str], List[str]]:
+    """(engine flags, config overrides) choosing the device: `--cpu` without a GPU; with one,
+    MODEL.DEVICE cuda (the tiny configs say cpu, so leaving --cpu out alone would train on CPU)."""
+    return ([], ["MODEL.DEVICE", "cuda"]) if gpu_available else (["--cpu"], [])
+
+
 def fresh_output_dir(requested: Optional[str]) -> str:
     """The run's folder, claimed for this process alone: `requested` (refused when it holds files)
     or a new output/shapes/run_<time>[_<n>] (unique also for runs started in the same second)."""
@@ -55,6 +62,7 @@ def fresh_output_dir(requested: Optional[str]) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     output_dir = fresh_output_dir(args.output_dir)
+    import torch
     from detectron2.data import DatasetCatalog
     from detectron2.utils.logger import setup_logger
 
@@ -65,14 +73,16 @@ def main(argv=None) -> int:
     from mqformer_d2.evaluation.report import plot_training_curves, read_metrics, shapes_summary_table
 
     DatasetCatalog.get("mqformer_shapes_train")  # generates the benchmark on first use
-    opts = list(args.opts)
+    flags, opts = device_arguments(torch.cuda.is_available())
+    opts += args.opts
     if args.train_minutes > 0:
         from mqformer_d2.engine import build_config
         from mqformer_d2.engine.time_budget import fit_schedule_to_budget
 
-        opts += fit_schedule_to_budget(build_config(args.config_file, opts, cpu=True), args.train_minutes, logger)
+        config = build_config(args.config_file, opts, cpu="--cpu" in flags)
+        opts += fit_schedule_to_budget(config, args.train_minutes, logger)
     engine_args = argument_parser().parse_args(
-        ["--config-file", args.config_file, "--cpu", *map(str, opts), "OUTPUT_DIR", output_dir]
+        ["--config-file", args.config_file, *flags, *map(str, opts), "OUTPUT_DIR", output_dir]
     )
     start = time.perf_counter()
     results = engine_main(engine_args) or {}

@@ -8,17 +8,27 @@ from detectron2.data import DatasetCatalog, build_detection_train_loader
 from detectron2.utils import comm
 from torch.utils.data import Sampler
 
+from .annotation_checks import check_annotations, check_image_files
+
 logger = logging.getLogger(__name__)
 
 
-def load_tagged_dataset_dicts(names: Sequence[str]) -> Tuple[List[dict], List[int]]:
+def load_tagged_dataset_dicts(names: Sequence[str], bad_annotations: str = "warn",
+                              training: bool = False) -> Tuple[List[dict], List[int]]:
     """Concatenate the dicts of several registered datasets, each tagged with its `dataset_name`
-    (the mapper reads the dataset's metadata through it). Returns (dicts, size of each dataset)."""
+    (the mapper reads the dataset's metadata through it). Returns (dicts, size of each dataset).
+
+    Bad annotations are reported and handled (`annotation_checks.check_annotations`), errors
+    with `bad_annotations` "error" in `training`; training sets must also have all their image
+    files and at least one usable target."""
     all_dicts, sizes = [], []
     for name in names:
         dicts = DatasetCatalog.get(name)
         if len(dicts) == 0:
             raise ValueError(f"dataset '{name}' is empty")
+        if training:
+            check_image_files(name, dicts)
+        check_annotations(name, dicts, bad_annotations if training else "warn", training)
         for record in dicts:
             record["dataset_name"] = name
         all_dicts.extend(dicts)
@@ -60,8 +70,10 @@ class DatasetRatioSampler(Sampler):
 
 def build_unified_train_loader(cfg, mapper):
     """Training loader over all of cfg.DATASETS.TRAIN, each image through `mapper` (which reads each
-    image's own dataset metadata), sampled with cfg.DATASETS.TRAIN_SAMPLING_RATIOS."""
-    dicts, sizes = load_tagged_dataset_dicts(cfg.DATASETS.TRAIN)
+    image's own dataset metadata), sampled with cfg.DATASETS.TRAIN_SAMPLING_RATIOS. Before any
+    step: missing image files and training sets without a usable target are errors, bad
+    annotations are reported, or errors with cfg.DATALOADER.BAD_ANNOTATIONS "error"."""
+    dicts, sizes = load_tagged_dataset_dicts(cfg.DATASETS.TRAIN, cfg.DATALOADER.BAD_ANNOTATIONS, training=True)
     ratios = list(cfg.DATASETS.TRAIN_SAMPLING_RATIOS) or [float(s) for s in sizes]
     sampler = DatasetRatioSampler(sizes, ratios, seed=cfg.SEED if cfg.SEED >= 0 else None)
     return build_detection_train_loader(

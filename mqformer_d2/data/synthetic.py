@@ -129,6 +129,8 @@ def coco_base_annotation(annotation: dict, image_id, to_dataset_id: Dict[int, in
         out["segmentation"] = json_segmentation(annotation["segmentation"])
     if annotation.get("category_id") is not None:
         out["category_id"] = to_dataset_id[int(annotation["category_id"])]
+    elif annotation.get("unknown_category_id") is not None:  # kept as the source json has it
+        out["category_id"] = annotation["unknown_category_id"]
     if not annotation.get("has_box", True):
         out["has_box"] = False
     if annotation.get("texts"):

@@ -1,7 +1,22 @@
-"""Checks run before any training or evaluation work: every dataset named in the config exists."""
+"""Checks run before any training or evaluation work: every dataset named in the config exists,
+and each test dataset's metadata has what its evaluator reads. (The training sets' records are
+checked when the training loader loads them: `mqformer_d2.data.annotation_checks`.)"""
 import difflib
 
-from detectron2.data import DatasetCatalog
+from detectron2.data import DatasetCatalog, MetadataCatalog
+
+# evaluator_type -> metadata keys its evaluator (mqformer_d2.evaluation.build_evaluator) and the
+# evaluation mapper read; a tuple means "one of these". Keep in step with evaluation/build.py.
+EVALUATOR_METADATA = {
+    "coco": ("text_prompts", ("json_file", "thing_classes")),
+    "lvis": ("text_prompts", "json_file"),
+    "seginw": ("text_prompts", "json_file"),
+    "sem_seg": ("text_prompts", "stuff_classes", "ignore_label"),
+    "coco_panoptic_seg": ("text_prompts", "panoptic_json", "panoptic_root",
+                          ("thing_dataset_id_to_contiguous_id", "stuff_dataset_id_to_contiguous_id")),
+    "referring": (),
+    "foreground": ("text_prompts",),
+}
 
 
 def check_dataset_names(cfg) -> None:
@@ -15,3 +30,26 @@ def check_dataset_names(cfg) -> None:
                 close = difflib.get_close_matches(name, registered, n=5, cutoff=0.6)
                 raise KeyError(f"DATASETS.{key}: dataset {name!r} is not registered; closest registered "
                                f"names: {close or 'none'} (see datasets/README.md and docs/usage.md)")
+
+
+def check_evaluator_metadata(name: str) -> None:
+    """Raise a ValueError naming test dataset ``name`` and what its metadata lacks: a known
+    ``evaluator_type``, or a key that evaluator reads (see ``EVALUATOR_METADATA``)."""
+    metadata = MetadataCatalog.get(name)
+    evaluator_type = metadata.get("evaluator_type", None)
+    if evaluator_type not in EVALUATOR_METADATA:
+        raise ValueError(f"DATASETS.TEST: dataset {name!r}: metadata evaluator_type {evaluator_type!r} "
+                         f"has no evaluator; known types: {sorted(EVALUATOR_METADATA)}")
+    for keys in EVALUATOR_METADATA[evaluator_type]:
+        options = keys if isinstance(keys, tuple) else (keys,)
+        if all(metadata.get(key, None) is None for key in options):
+            raise ValueError(f"DATASETS.TEST: dataset {name!r}: its {evaluator_type!r} evaluator needs "
+                             f"metadata {' or '.join(repr(k) for k in options)}, which is not set")
+
+
+def check_datasets(cfg) -> None:
+    """The start-up checks: dataset names (`check_dataset_names`), then the metadata of every
+    DATASETS.TEST entry (`check_evaluator_metadata`)."""
+    check_dataset_names(cfg)
+    for name in cfg.DATASETS.TEST:
+        check_evaluator_metadata(name)

@@ -5,7 +5,7 @@ import torch.distributed as dist
 from detectron2.engine import launch
 from detectron2.utils import comm
 
-from .dataset_checks import check_dataset_names
+from .dataset_checks import check_datasets
 from .defaults import setup
 from .trainer import MQFormerTrainer
 
@@ -22,7 +22,7 @@ def main(args):
     with --eval-only. Returns the evaluation results (None when DATASETS.TEST is empty)."""
     cfg = setup(args)
     check_process_group(cfg)
-    check_dataset_names(cfg)
+    check_datasets(cfg)
     if args.eval_only:
         model = MQFormerTrainer.build_model(cfg)
         MQFormerTrainer.load_weights_for_evaluation(cfg, model, resume=args.resume)

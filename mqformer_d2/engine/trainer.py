@@ -10,11 +10,10 @@ Differences from DefaultTrainer:
 - DDP also on CPU (gloo), mixed precision in SOLVER.AMP.PRECISION, and `MQFormerCheckpointer`
   (loads bare backbone weights by name suffix).
 """
-import importlib
 import logging
 import os
 import weakref
-from typing import Callable, Dict, Optional
+from typing import Optional
 
 import torch
 from detectron2.data import build_detection_test_loader
@@ -24,38 +23,13 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from ..data import UnifiedDatasetMapper, build_unified_train_loader, load_tagged_dataset_dicts
+from ..evaluation import build_evaluator, summarize_seginw_suites
 from ..modeling import MQFormerCheckpointer
 from .defaults import check_training_precision, warn_about_from_scratch_recipe
 from .optimizer import build_optimizer
 from .resume import resume_checkpoint
 
-_EVALUATION_MODULE = "mqformer_d2.evaluation"
 _AMP_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-def evaluation_module():
-    """The `mqformer_d2.evaluation` package, or a RuntimeError saying how to train without
-    evaluation when this version does not have it."""
-    try:
-        return importlib.import_module(_EVALUATION_MODULE)
-    except ModuleNotFoundError as e:
-        if e.name != _EVALUATION_MODULE:
-            raise
-        raise RuntimeError(
-            f"evaluation was requested (DATASETS.TEST is not empty) but {_EVALUATION_MODULE} is not "
-            "installed in this version; set DATASETS.TEST '()' to train without evaluation"
-        ) from e
-
-
-def evaluator_factory() -> Callable:
-    """`mqformer_d2.evaluation.build_evaluator(cfg, dataset_name, output_folder=None)`."""
-    return evaluation_module().build_evaluator
-
-
-def suite_summaries(results: Dict) -> Dict:
-    """Mean / median AP of each SeginW-format suite among the evaluated datasets ({} if none)."""
-    summarize = getattr(evaluation_module(), "summarize_seginw_suites", None)
-    return dict(summarize(results)) if summarize is not None else {}
 
 
 def warn_about_random_frozen_text_tower(model: torch.nn.Module) -> Optional[str]:
@@ -82,15 +56,12 @@ class MQFormerTrainer(DefaultTrainer):
 
     def __init__(self, cfg):
         """Builds what DefaultTrainer builds, in its order; only the DDP device arguments, the AMP
-        precision and the checkpointer differ. Evaluation is checked to be available up front so
-        that a missing evaluator does not fail a finished training run."""
+        precision and the checkpointer differ."""
         check_training_precision(cfg)
         TrainerBase.__init__(self)
         if not logging.getLogger("detectron2").isEnabledFor(logging.INFO):
             setup_logger()
         cfg = self.auto_scale_workers(cfg, comm.get_world_size())
-        if len(cfg.DATASETS.TEST):
-            evaluation_module()
         warn_about_from_scratch_recipe(cfg)
         model = self.build_model(cfg)
         optimizer = self.build_optimizer(cfg, model)
@@ -133,7 +104,7 @@ class MQFormerTrainer(DefaultTrainer):
         median AP under the suite's name, e.g. results["seginw"]["mean_segm_AP"]."""
         results = super().test(cfg, model, evaluators)
         if len(cfg.DATASETS.TEST) > 1 and comm.is_main_process():
-            results.update(suite_summaries(results))
+            results.update(summarize_seginw_suites(results))
         return results
 
     @classmethod
@@ -156,7 +127,7 @@ class MQFormerTrainer(DefaultTrainer):
         OUTPUT_DIR/inference/<dataset_name> unless `output_folder` is given."""
         if output_folder is None:
             output_folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
-        return evaluator_factory()(cfg, dataset_name, output_folder=output_folder)
+        return build_evaluator(cfg, dataset_name, output_folder=output_folder)
 
     @classmethod
     def load_weights_for_evaluation(cls, cfg, model, resume: bool) -> None:

@@ -1,5 +1,10 @@
-"""Building blocks shared by the model's components."""
+"""Building blocks shared by the model's components (as detectron2.layers keeps get_norm, ShapeSpec):
+attention and feed-forward blocks, multi-scale deformable attention, the MLP, GroupNorm, sine
+position embeddings and box helpers."""
+from .attention import ResidualAttention
+from .box_utils import cxcywh_to_xyxy, inverse_sigmoid, masks_to_normalized_boxes, xyxy_to_cxcywh
 from .feed_forward import ResidualFeedForward
+from .mlp import MLP
 from .ms_deform_attn import (
     MSDeformAttn,
     extension_available,
@@ -7,12 +12,23 @@ from .ms_deform_attn import (
     ms_deform_attn_pytorch,
     multi_scale_deformable_attention,
 )
+from .norm import group_norm
+from .sine_embeddings import box_position_embedding, feature_map_position_embedding
 
 __all__ = [
+    "ResidualAttention",
     "ResidualFeedForward",
+    "MLP",
     "MSDeformAttn",
     "extension_available",
     "ms_deform_attn_compiled",
     "ms_deform_attn_pytorch",
     "multi_scale_deformable_attention",
+    "group_norm",
+    "box_position_embedding",
+    "feature_map_position_embedding",
+    "cxcywh_to_xyxy",
+    "xyxy_to_cxcywh",
+    "inverse_sigmoid",
+    "masks_to_normalized_boxes",
 ]

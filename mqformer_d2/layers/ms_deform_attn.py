@@ -16,6 +16,7 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
+from detectron2.utils.logger import log_first_n
 from torch import nn
 from torch.autograd.function import once_differentiable
 
@@ -31,7 +32,6 @@ else:
 
 # Set to True to use the PyTorch reference even for CUDA tensors (debugging, parity tests).
 FORCE_PYTORCH_IMPLEMENTATION = False
-_warned_missing_extension = False
 
 
 def extension_available() -> bool:
@@ -115,17 +115,16 @@ class _MSDeformAttnCompiled(torch.autograd.Function):
 
 
 def _use_extension(value: torch.Tensor) -> bool:
-    global _warned_missing_extension
     if FORCE_PYTORCH_IMPLEMENTATION or not value.is_cuda:
         return False
     if _C is None:
-        if not _warned_missing_extension:
-            logger.warning(
-                "mqformer_d2._C is not built (%s): using the PyTorch reference of multi-scale "
-                "deformable attention on CUDA, which is slower and uses more memory. Reinstall with "
-                "a CUDA toolkit present (see README) to compile it.", _C_IMPORT_ERROR,
-            )
-            _warned_missing_extension = True
+        log_first_n(
+            logging.WARNING,
+            f"mqformer_d2._C is not built ({_C_IMPORT_ERROR}): using the PyTorch reference of multi-scale "
+            "deformable attention on CUDA, which is slower and uses more memory. Reinstall with "
+            "a CUDA toolkit present (see README) to compile it.",
+            name=logger.name,
+        )
         return False
     return True
 

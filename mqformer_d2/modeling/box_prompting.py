@@ -11,7 +11,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from .box_utils import xyxy_to_cxcywh
+from mqformer_d2.layers import xyxy_to_cxcywh
+
 from .denoising import build_denoising_queries
 from .meta_arch import postprocessing as post
 from .meta_arch.vocabulary import check_vocabulary

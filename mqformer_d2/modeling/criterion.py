@@ -63,10 +63,6 @@ class SetCriterion(nn.Module):
     Targets: list of B dicts, see ``losses.validate_targets`` / docs/data_format.md.
     Text: the batch's ``TextBatch``; its ``valid`` (B, T) bool says which texts are in each image's
     vocabulary (the class loss ignores the other columns of every prediction set).
-
-    After each forward, ``last_indices`` holds the final layer's matching (list of B
-    ``(query_idx, target_idx)`` int64 CPU tensors), e.g. to count which query type
-    (``outputs['query_types']``) won thing vs stuff targets.
     """
 
     def __init__(
@@ -121,17 +117,9 @@ class SetCriterion(nn.Module):
         self.importance_sample_ratio = importance_sample_ratio
         self.denoising = denoising
         self.dn_losses = tuple(dn_losses)
-        self.last_indices: Optional[List[MatchIndices]] = None
 
-    def forward(
-        self,
-        outputs: Dict,
-        targets: Sequence[Dict[str, Tensor]],
-        text: TextBatch,
-        *,
-        return_indices: bool = False,
-    ):
-        """The weighted loss dict; ``(losses, final-layer indices)`` with ``return_indices``."""
+    def forward(self, outputs: Dict, targets: Sequence[Dict[str, Tensor]], text: TextBatch) -> Dict[str, Tensor]:
+        """The weighted loss dict."""
         logits = outputs["pred_logits"]
         text_valid = text.valid
         if text_valid.dtype != torch.bool or text_valid.shape != (logits.shape[0], logits.shape[2]):
@@ -145,14 +133,12 @@ class SetCriterion(nn.Module):
         dn_meta = outputs.get("dn_meta")
         norms, dn_norms = self._normalisers(targets, dn_meta, logits.device)
 
-        losses, final_indices = {}, None
+        losses = {}
         for suffix, out in _matching_sets(outputs):
             indices = self.matcher(out, targets)  # every layer is matched on its own predictions
-            final_indices = indices if suffix == "" else final_indices
             losses.update(self._set_losses(out, targets, indices, norms, text_valid, suffix))
-        self.last_indices = final_indices
         losses.update(self._dn_losses(outputs, targets, dn_meta, dn_norms, text_valid))
-        return (losses, final_indices) if return_indices else losses
+        return losses
 
     def _set_losses(
         self,

@@ -39,8 +39,7 @@ class DenoisingQueries(NamedTuple):
     attn_mask: (N_dn + N_match, N_dn + N_match) bool self-attention mask over the concatenated
         sequence [DN queries, matching queries]; True = attention blocked (the convention of
         ``nn.MultiheadAttention``'s bool ``attn_mask``).
-    meta: the ``dn_meta`` dict for the criterion and for ``split_dn_queries`` (see
-        ``build_denoising_queries``).
+    meta: the ``dn_meta`` dict for the criterion (see ``build_denoising_queries``).
     """
 
     content: Tensor
@@ -218,16 +217,3 @@ def dn_attention_mask(
     # Column j is hidden from row i when j is a DN query and i is a matching query or in
     # another group; matching columns are visible to every row.
     return is_dn[None, :] & (other_group | ~is_dn[:, None])
-
-
-def split_dn_queries(
-    x: Tensor, dn_meta: Optional[Dict], dim: int = 1
-) -> Tuple[Optional[Tensor], Tensor]:
-    """Split a tensor over the concatenated query sequence into (DN part, matching part).
-
-    With ``dn_meta`` None (no DN this batch, or inference) returns ``(None, x)``.
-    """
-    if dn_meta is None:
-        return None, x
-    num_dn = dn_meta["num_dn_queries"]
-    return x.narrow(dim, 0, num_dn), x.narrow(dim, num_dn, x.shape[dim] - num_dn)

@@ -17,27 +17,28 @@ def contiguous_ids(categories: List[dict]) -> Dict[int, int]:
 
 
 def _valid_polygons(segmentation) -> Optional[list]:
-    """Polygons with at least 3 points, an RLE dict unchanged, None when nothing is left."""
-    if isinstance(segmentation, dict):
+    """Polygons with at least 3 points, an RLE dict unchanged, None when there is no segmentation.
+    A polygon list with no such polygon stays an (empty) list, which the training data checks
+    report as an empty polygon (``annotation_checks``)."""
+    if isinstance(segmentation, dict) or segmentation is None:
         return segmentation
-    polygons = [p for p in segmentation or [] if len(p) % 2 == 0 and len(p) >= 6]
-    return polygons or None
+    return [p for p in segmentation if len(p) % 2 == 0 and len(p) >= 6]
 
 
 def coco_annotation(ann: dict, id_map: Dict[int, int], with_masks: bool = True) -> dict:
-    """One unified annotation from a COCO annotation dict; a ValueError naming the annotation id
-    when its category_id is not in the json's categories."""
-    if ann["category_id"] not in id_map:
-        raise ValueError(f"annotation id {ann.get('id')} (image id {ann.get('image_id')}): category_id "
-                         f"{ann['category_id']} is not in the category list (ids {sorted(id_map)[:20]}"
-                         f"{' ...' if len(id_map) > 20 else ''})")
+    """One unified annotation from a COCO annotation dict, keeping its ``id``. A category_id that
+    is not in the json's categories becomes None with the json's id in ``unknown_category_id``:
+    the data checks report it (naming the annotation) and training drops it, or refuses it."""
     out = {
+        "id": ann.get("id"),
         "bbox": [float(v) for v in ann["bbox"]],
         "bbox_mode": BoxMode.XYWH_ABS,
-        "category_id": id_map[ann["category_id"]],
+        "category_id": id_map.get(ann["category_id"]),
         "has_box": True,
         "iscrowd": int(ann.get("iscrowd", 0)),
     }
+    if ann["category_id"] not in id_map:
+        out["unknown_category_id"] = ann["category_id"]
     segmentation = _valid_polygons(ann.get("segmentation")) if with_masks else None
     if segmentation is not None:
         out["segmentation"] = segmentation

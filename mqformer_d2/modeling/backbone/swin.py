@@ -1,7 +1,10 @@
-"""Swin Transformer (tiny / base / large) from timm as a detectron2 backbone giving res2..res5."""
+"""Swin Transformer (tiny / base / large) from timm as a detectron2 backbone giving res2..res5.
+
+timm is imported when a Swin backbone is built, not with the package (ResNet users never pay for
+it; it is about half of `import mqformer_d2` otherwise).
+"""
 from typing import Dict, Sequence
 
-import timm
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY, Backbone
 from torch import Tensor, nn
@@ -29,6 +32,8 @@ class TimmSwinBackbone(Backbone):
             raise ValueError(f"MODEL.MQFORMER.SWIN.OUT_FEATURES: unknown {unknown}; use {_STAGE_NAMES}")
         if not model_name.startswith("swin_"):
             raise ValueError(f"MODEL.MQFORMER.SWIN.MODEL_NAME: {model_name!r} is not a timm Swin model")
+        import timm
+
         # dynamic_img_size: any input whose sides are multiples of 32 works (windows are padded).
         self.swin = timm.create_model(
             model_name, pretrained=False, num_classes=0, dynamic_img_size=True,

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import roi_align
 
-from ..box_utils import cxcywh_to_xyxy
+from mqformer_d2.layers.box_utils import cxcywh_to_xyxy
 
 
 def box_grid_features(mask_features: Tensor, boxes: Tensor, mask_valid_ratio: Tensor, size: int) -> Tensor:

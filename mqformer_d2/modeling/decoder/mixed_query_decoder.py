@@ -5,13 +5,12 @@ import torch
 from detectron2.config import configurable
 from torch import Tensor, nn
 
-from ..box_utils import inverse_sigmoid
+from mqformer_d2.layers import MLP, box_position_embedding, inverse_sigmoid
+
 from ..pixel_decoder import PixelDecoderOutput
-from ..sine_embeddings import box_position_embedding
 from ..text_batch import TextBatch
 from .build import DECODER_REGISTRY
 from .mixed_query_layer import MixedQueryDecoderLayer
-from .mlp import MLP
 from .prediction_heads import PredictionHeads
 from .query_selection import ConditionalQuerySelector
 

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .mlp import MLP
+from mqformer_d2.layers import MLP
 
 # Initial probability of every (query, text) pair, so that the focal loss starts from a low prior
 # (the RetinaNet / DETR-family initialisation).

@@ -11,7 +11,8 @@ from typing import Dict
 import torch
 from torch import Tensor, nn
 
-from ..box_utils import inverse_sigmoid, masks_to_normalized_boxes, xyxy_to_cxcywh
+from mqformer_d2.layers import inverse_sigmoid, masks_to_normalized_boxes, xyxy_to_cxcywh
+
 from ..pixel_decoder import PixelDecoderOutput
 from ..text_batch import TextBatch
 from .prediction_heads import PredictionHeads

@@ -20,7 +20,7 @@ from detectron2.modeling.postprocessing import sem_seg_postprocess
 from detectron2.structures import Boxes, Instances
 from torch import Tensor
 
-from ..box_utils import cxcywh_to_xyxy
+from mqformer_d2.layers import cxcywh_to_xyxy
 
 # Output pixels upsampled at once (a chunk of masks): bounds the temporary full-resolution maps to
 # a few times CHUNK_PIXELS elements, e.g. one mask at a time for a 6000x4000 image.

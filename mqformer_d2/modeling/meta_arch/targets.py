@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from detectron2.structures import Instances
 from torch import Tensor
 
-from ..box_utils import xyxy_to_cxcywh
+from mqformer_d2.layers import xyxy_to_cxcywh
 
 
 def instances_to_targets(

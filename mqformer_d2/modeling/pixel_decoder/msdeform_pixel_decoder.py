@@ -8,8 +8,8 @@ from detectron2.config import configurable
 from detectron2.layers import ShapeSpec
 from torch import Tensor, nn
 
-from ..norm import group_norm
-from ..sine_embeddings import feature_map_position_embedding
+from mqformer_d2.layers import feature_map_position_embedding, group_norm
+
 from .build import PIXEL_DECODER_REGISTRY
 from .deformable_encoder import DeformableEncoder
 

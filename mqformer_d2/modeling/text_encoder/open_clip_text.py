@@ -1,10 +1,13 @@
-"""The open_clip text tower as MQ-Former's text encoder, with an embedding cache."""
+"""The open_clip text tower as MQ-Former's text encoder, with an embedding cache.
+
+open_clip (which imports timm) is imported when an encoder is built, not with the package.
+"""
+import functools
 import logging
 import os
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import open_clip
 import torch
 import torch.nn.functional as F
 from detectron2.config import configurable
@@ -18,7 +21,16 @@ logger = logging.getLogger(__name__)
 
 # A 2-layer, width-64 text tower registered with open_clip for tests and CPU training.
 TINY_TEXT_MODEL_NAME = "mqformer-tiny-text"
-open_clip.add_model_config(os.path.join(os.path.dirname(__file__), "model_configs"))
+
+
+@functools.lru_cache(maxsize=None)
+def import_open_clip():
+    """The open_clip module, imported on first use, with MQ-Former's model configs
+    (TINY_TEXT_MODEL_NAME, from model_configs/) added to it."""
+    import open_clip
+
+    open_clip.add_model_config(os.path.join(os.path.dirname(__file__), "model_configs"))
+    return open_clip
 
 
 @TEXT_ENCODER_REGISTRY.register()
@@ -53,6 +65,7 @@ class OpenCLIPTextEncoder(nn.Module):
         if bad:
             raise ValueError(f"MODEL.MQFORMER.TEXT_ENCODER.PROMPT_TEMPLATES: {bad} need exactly one '{{}}'")
         local = _is_local_file(pretrained)
+        open_clip = import_open_clip()
         self.clip = open_clip.create_model(model_name, pretrained=None if local else (pretrained or None))
         # Only the text tower is used: drop the image tower's weights.
         self.clip.visual = nn.Identity()

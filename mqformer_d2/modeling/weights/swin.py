@@ -15,7 +15,6 @@ classification checkpoints have only the final `norm` (on the last stage's outpu
 import re
 from typing import Dict
 
-from timm.models.swin_transformer import checkpoint_filter_fn
 from torch import Tensor, nn
 
 from .conversion import Conversion
@@ -44,6 +43,8 @@ def convert_swin(state: Dict[str, Tensor], swin: nn.Module) -> Conversion:
         swin: the timm model inside the backbone (`TimmSwinBackbone.swin`), used by timm to resize
             relative-position tables and patch embeddings.
     """
+    from timm.models.swin_transformer import checkpoint_filter_fn  # timm is there: `swin` is a timm model
+
     conversion = Conversion()
     body = {}
     for name, tensor in state.items():

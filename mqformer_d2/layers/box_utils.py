@@ -1,4 +1,4 @@
-"""Box helpers shared by the decoder and the post-processing.
+"""Box helpers shared by the decoder, the meta-architecture and the post-processing.
 
 Boxes inside the model are (cx, cy, w, h) normalised by the *unpadded* image size (the DETR
 convention); the decoder keeps its anchors unsigmoided ("logits") so that refinements add up.
@@ -9,9 +9,15 @@ from torchvision.ops import box_convert
 
 
 def inverse_sigmoid(x: Tensor, eps: float = 1e-5) -> Tensor:
-    """logit(x), with x clamped into [eps, 1 - eps] so that 0 and 1 map to finite values."""
-    x = x.clamp(min=eps, max=1 - eps)
-    return torch.log(x / (1 - x))
+    """`torch.logit(x, eps)`: logit with x clamped into [eps, 1 - eps], so that 0 and 1 (boxes at the
+    image border) and the anchors of padded tokens (> 1) map to finite values.
+
+    It replaced a clamp-then-log(x / (1 - x)) that gave the same bits for every input the model
+    passes: float32 boxes (all float32 in [0, 1] checked, and beyond it both clamp). The two differ
+    only for float16 on CUDA, where torch.logit computes in float32 (no caller passes float16:
+    the mask-enhanced anchors become float32 when divided by the valid ratios).
+    """
+    return torch.logit(x, eps)
 
 
 def cxcywh_to_xyxy(boxes: Tensor) -> Tensor:

@@ -1,14 +1,18 @@
-"""Shared by the tests that run the engine or a script: a tiny copy of the synthetic benchmark, the
-tiny config's command-line options, scripts (train_net.py, tools/*.py) loaded as modules, and a
-deterministic digest evaluator."""
+"""Helpers shared by the test modules (the shared pytest fixtures are in conftest.py): the
+repository root, tiny configs, criterion / denoising targets, a tiny copy of the synthetic
+benchmark, scripts (train_net.py, tools/*.py) loaded as modules, and a deterministic digest
+evaluator."""
 import importlib.util
 import os
 from contextlib import contextmanager
 
 import torch
+from detectron2.config import CfgNode, get_cfg
 from detectron2.evaluation import DatasetEvaluator
 
+from mqformer_d2 import add_mqformer_config
 from mqformer_d2.data.shapes import ShapesBenchmarkConfig, generate_shapes_benchmark, register_shapes_benchmark
+from mqformer_d2.engine import build_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_CONFIG = os.path.join(ROOT, "configs", "mqformer_tiny_cpu.yaml")
@@ -26,6 +30,39 @@ TINY_OPTIONS = [
     "MODEL.MQFORMER.DENOISING.NUM_QUERIES", 10, "MODEL.MQFORMER.LOSS.NUM_POINTS", 256,
     "DATALOADER.NUM_WORKERS", 0, "SOLVER.IMS_PER_BATCH", 2, "SEED", 0,
 ]
+
+
+def tiny_config(*options) -> CfgNode:
+    """The frozen tiny config made tinier (TINY_OPTIONS), then `options` ("KEY", value, ...)."""
+    return build_config(TINY_CONFIG, [*TINY_OPTIONS, *options])
+
+
+def config_from_file(path: str = TINY_CONFIG, *options) -> CfgNode:
+    """An unfrozen config: detectron2's defaults, MQ-Former's keys, the YAML at `path` (absolute or
+    relative to the repository root), then `options`."""
+    cfg = add_mqformer_config(get_cfg())
+    cfg.merge_from_file(os.path.join(ROOT, path))
+    cfg.merge_from_list(list(options))
+    return cfg
+
+
+def make_targets(counts, gen: torch.Generator, mask_size=None):
+    """Criterion / denoising targets of images with `counts[b]` objects each: labels in texts 0..3,
+    cxcywh boxes inside the image; with `mask_size`, random (mask_size, mask_size) masks and every
+    object marked as having a mask and a box."""
+    out = []
+    for k in counts:
+        target = {
+            "labels": torch.randint(0, 4, (k,), generator=gen),
+            "boxes": torch.cat([torch.rand(k, 2, generator=gen) * 0.5 + 0.25,
+                                torch.rand(k, 2, generator=gen) * 0.3 + 0.1], 1),
+        }
+        if mask_size is not None:
+            target["masks"] = torch.rand(k, mask_size, mask_size, generator=gen) > 0.5
+            target["has_mask"] = torch.ones(k, dtype=torch.bool)
+            target["has_box"] = torch.ones(k, dtype=torch.bool)
+        out.append(target)
+    return out
 
 
 @contextmanager
@@ -86,9 +123,10 @@ class DigestEvaluator(DatasetEvaluator):
         return {"digest": dict(self.sums)}
 
 
-def digest_evaluator_factory():
-    """Stands in for `mqformer_d2.engine.trainer.evaluator_factory`."""
-    return lambda cfg, dataset_name, output_folder=None: DigestEvaluator()
+@classmethod
+def digest_evaluator(cls, cfg, dataset_name, output_folder=None):
+    """Stands in for `MQFormerTrainer.build_evaluator`: a DigestEvaluator for every dataset."""
+    return DigestEvaluator()
 
 
 def checkpoint_iteration(path: str) -> int:

@@ -1,4 +1,4 @@
-"""A small multi-layer perceptron (ReLU between layers), used by the prediction heads."""
+"""A small multi-layer perceptron (ReLU between layers): prediction heads and query positions."""
 from torch import Tensor, nn
 
 
