@@ -5,6 +5,7 @@ import torch
 from mqformer_d2.modeling.decoder import MixedQueryDecoder
 from mqformer_d2.modeling.decoder.box_readout import BoxReadout, box_grid_features
 from mqformer_d2.modeling.pixel_decoder import PixelDecoderOutput
+from mqformer_d2.modeling.text_batch import TextBatch
 
 DIM = 8
 
@@ -68,7 +69,8 @@ def test_class_logits_see_the_mask_features_only_through_the_readout(size):
         initial_prediction=False, box_readout_size=size,
     )
     pixel = _pixel_output()
-    out = decoder(pixel, torch.randn(3, DIM), torch.ones(2, 3, dtype=torch.bool))
+    text = TextBatch(["a", "b", "c"], torch.randn(3, DIM), torch.ones(2, 3, dtype=torch.bool), [torch.arange(3)] * 2)
+    out = decoder(pixel, text)
     out["pred_logits"].sum().backward()
     reached = pixel.mask_features.grad is not None and pixel.mask_features.grad.abs().sum() > 0
     assert reached == (size > 0)

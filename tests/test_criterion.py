@@ -8,16 +8,18 @@ from helpers import make_targets
 from mqformer_d2.modeling.criterion import SetCriterion
 from mqformer_d2.modeling.denoising import build_denoising_queries
 from mqformer_d2.modeling.matcher import HungarianMatcher
+from mqformer_d2.modeling.text_batch import TextBatch
 
 HM, HPAD, T, Q, D = 8, 32, 6, 5, 8
 BASE = ["loss_ce", "loss_bbox", "loss_giou", "loss_mask", "loss_dice"]
 
 
-def text_valid(batch):
-    """Image b's vocabulary is texts 0..3; texts 4, 5 belong to another image of the batch."""
-    valid = torch.zeros(batch, T, dtype=torch.bool)
+def texts_for(targets):
+    """The batch's TextBatch: T union texts; image b's vocabulary is texts 0..3, texts 4, 5 belong
+    to another image of the batch."""
+    valid = torch.zeros(len(targets), T, dtype=torch.bool)
     valid[:, :4] = True
-    return valid
+    return TextBatch([f"text {t}" for t in range(T)], torch.zeros(T, D), valid, [torch.arange(4)] * len(targets))
 
 
 def pred_set(batch, q, gen):
@@ -31,13 +33,12 @@ def pred_set(batch, q, gen):
 def make_outputs(targets, gen, num_aux=2, dn=True):
     batch = len(targets)
     out = pred_set(batch, Q, gen)
-    out["text_valid"] = text_valid(batch)
     out["aux_outputs"] = [pred_set(batch, Q, gen) for _ in range(num_aux)]
     out["interm_outputs"] = pred_set(batch, Q, gen)
     out["query_types"] = torch.tensor([0, 0, 1, 1, 1])
     queries = (
         build_denoising_queries(
-            targets, torch.randn(T, D), out["text_valid"], num_matching_queries=Q, dn_query_budget=6
+            targets, torch.randn(T, D), texts_for(targets).valid, num_matching_queries=Q, dn_query_budget=6
         )
         if dn
         else None
@@ -65,7 +66,7 @@ def expected_keys(num_aux=2, dn=True):
 def test_all_losses_finite_and_positive():
     gen = torch.Generator().manual_seed(0)
     targets = make_targets([3, 2], gen, HPAD)
-    losses = make_criterion(denoising=True)(make_outputs(targets, gen), targets)
+    losses = make_criterion(denoising=True)(make_outputs(targets, gen), targets, texts_for(targets))
     assert set(losses) == expected_keys()
     for name, value in losses.items():
         assert value.dim() == 0 and torch.isfinite(value) and value > 0, name
@@ -77,11 +78,11 @@ def test_losses_are_weighted():
     outputs = make_outputs(targets, gen, num_aux=0, dn=False)
     del outputs["interm_outputs"]
     torch.manual_seed(0)
-    base = make_criterion()(outputs, targets)
+    base = make_criterion()(outputs, targets, texts_for(targets))
     torch.manual_seed(0)
     doubled = make_criterion(
         class_weight=8.0, bbox_weight=10.0, giou_weight=4.0, mask_weight=10.0, dice_weight=10.0
-    )(outputs, targets)
+    )(outputs, targets, texts_for(targets))
     for name in BASE:
         assert doubled[name].item() == pytest.approx(2 * base[name].item(), rel=1e-5)
 
@@ -100,7 +101,6 @@ def perfect_outputs(targets):
         "pred_logits": logits,
         "pred_boxes": boxes,
         "pred_masks": masks,
-        "text_valid": text_valid(1),
     }
 
 
@@ -114,7 +114,7 @@ def test_perfect_predictions_give_near_zero_losses():
     criterion, outputs = make_criterion(), perfect_outputs(targets)
     indices = criterion.matcher(outputs, targets)  # what the criterion matches the final layer with
     assert indices[0][0].tolist() == [0, 1, 2] and indices[0][1].tolist() == [0, 1, 2]
-    losses = criterion(outputs, targets)
+    losses = criterion(outputs, targets, texts_for(targets))
     for name in ["loss_bbox", "loss_giou", "loss_mask", "loss_dice", "loss_ce"]:
         assert losses[name] < 1e-4, name
 
@@ -125,12 +125,12 @@ def test_columns_outside_vocabulary_are_ignored():
     outputs = make_outputs(targets, gen)
     criterion = make_criterion(denoising=True)
     torch.manual_seed(0)
-    before = criterion(outputs, targets)
+    before = criterion(outputs, targets, texts_for(targets))
     for out in [outputs, *outputs["aux_outputs"], outputs["interm_outputs"], outputs["dn_outputs"]]:
         with torch.no_grad():
             out["pred_logits"][:, :, 4:] = torch.randn_like(out["pred_logits"][:, :, 4:]) * 50
     torch.manual_seed(0)
-    after = criterion(outputs, targets)
+    after = criterion(outputs, targets, texts_for(targets))
     for name in before:
         assert torch.equal(before[name], after[name]), name
 
@@ -141,7 +141,16 @@ def test_label_outside_vocabulary_is_an_error():
     outputs = make_outputs(targets, gen, dn=False)
     targets[0]["labels"][1] = 5
     with pytest.raises(ValueError, match=r"targets\[0\]\['labels'\]"):
-        make_criterion()(outputs, targets)
+        make_criterion()(outputs, targets, texts_for(targets))
+
+
+def test_text_valid_must_match_the_logits():
+    gen = torch.Generator().manual_seed(5)
+    targets = make_targets([2], gen, HPAD)
+    outputs = make_outputs(targets, gen, dn=False)
+    text = texts_for(targets)
+    with pytest.raises(ValueError, match=r"text\.valid must be bool \(B, T\)"):
+        make_criterion()(outputs, targets, text._replace(valid=text.valid[:, :4]))
 
 
 def test_missing_target_key_is_named():
@@ -150,7 +159,7 @@ def test_missing_target_key_is_named():
     outputs = make_outputs(targets, gen, dn=False)
     del targets[0]["has_box"]
     with pytest.raises(ValueError, match="has_box"):
-        make_criterion()(outputs, targets)
+        make_criterion()(outputs, targets, texts_for(targets))
 
 
 def test_targets_without_masks_or_boxes_contribute_nothing_there():
@@ -161,18 +170,18 @@ def test_targets_without_masks_or_boxes_contribute_nothing_there():
     outputs = make_outputs(targets, gen, dn=True)
     criterion = make_criterion(denoising=True)
     torch.manual_seed(0)
-    before = criterion(outputs, targets)
+    before = criterion(outputs, targets, texts_for(targets))
     targets[0]["masks"][1] = ~targets[0]["masks"][1]
     targets[0]["boxes"][2] = torch.tensor([0.9, 0.1, 0.0, 0.0])  # degenerate: must not be read
     torch.manual_seed(0)
-    after = criterion(outputs, targets)
+    after = criterion(outputs, targets, texts_for(targets))
     for name in before:
         assert torch.equal(before[name], after[name]), name
 
     for t in targets:
         t["has_mask"][:] = False
         t["has_box"][:] = False
-    losses = criterion(outputs, targets)
+    losses = criterion(outputs, targets, texts_for(targets))
     for name, value in losses.items():
         if not name.startswith("loss_ce"):
             assert value == 0, name
@@ -187,10 +196,10 @@ def test_normalised_per_target():
     double = {
         k: torch.cat([v, v])
         for k, v in single.items()
-        if k in ("pred_logits", "pred_boxes", "pred_masks", "text_valid")
+        if k in ("pred_logits", "pred_boxes", "pred_masks")
     }
     criterion = make_criterion()
-    one, two = criterion(single, targets), criterion(double, targets * 2)
+    one, two = criterion(single, targets, texts_for(targets)), criterion(double, targets * 2, texts_for(targets * 2))
     for name in ["loss_ce", "loss_bbox", "loss_giou"]:
         assert two[name].item() == pytest.approx(one[name].item(), rel=1e-5)
 
@@ -199,7 +208,7 @@ def test_gradients_reach_every_output():
     gen = torch.Generator().manual_seed(8)
     targets = make_targets([3, 2], gen, HPAD)
     outputs = make_outputs(targets, gen)
-    sum(make_criterion(denoising=True)(outputs, targets).values()).backward()
+    sum(make_criterion(denoising=True)(outputs, targets, texts_for(targets)).values()).backward()
     sets = [
         outputs,
         *outputs["aux_outputs"],
@@ -222,7 +231,7 @@ def test_image_without_targets():
     outputs = make_outputs(targets, gen)
     criterion = make_criterion(denoising=True)
     assert criterion.matcher(outputs, targets)[0][0].numel() == 0
-    losses = criterion(outputs, targets)
+    losses = criterion(outputs, targets, texts_for(targets))
     assert set(losses) == expected_keys()
     assert all(torch.isfinite(v) for v in losses.values())
 
@@ -232,7 +241,7 @@ def test_batch_without_any_target_keeps_the_same_keys():
     targets = make_targets([0, 0], gen, HPAD)
     outputs = make_outputs(targets, gen)
     assert "dn_outputs" not in outputs  # DN disabled for this batch
-    losses = make_criterion(denoising=True)(outputs, targets)
+    losses = make_criterion(denoising=True)(outputs, targets, texts_for(targets))
     assert set(losses) == expected_keys()  # every worker logs the same keys
     total = sum(losses.values())
     assert torch.isfinite(total) and total > 0  # the class loss still pushes queries to negative
@@ -246,7 +255,7 @@ def test_dn_query_count_mismatch_is_reported():
     outputs = make_outputs(targets, gen)
     outputs["dn_meta"] = dict(outputs["dn_meta"], num_dn_queries=99)
     with pytest.raises(ValueError, match="num_dn_queries"):
-        make_criterion(denoising=True)(outputs, targets)
+        make_criterion(denoising=True)(outputs, targets, texts_for(targets))
 
 
 def test_normalisers_are_averaged_over_workers(monkeypatch):
@@ -258,7 +267,7 @@ def test_normalisers_are_averaged_over_workers(monkeypatch):
     outputs = make_outputs(targets, gen)
     criterion = make_criterion(denoising=True)
     torch.manual_seed(0)
-    alone = criterion(outputs, targets)
+    alone = criterion(outputs, targets, texts_for(targets))
     calls = []
 
     def fake_all_reduce(tensor):
@@ -268,7 +277,7 @@ def test_normalisers_are_averaged_over_workers(monkeypatch):
     monkeypatch.setattr(comm, "get_world_size", lambda: 2)
     monkeypatch.setattr(torch.distributed, "all_reduce", fake_all_reduce)
     torch.manual_seed(0)
-    together = criterion(outputs, targets)
+    together = criterion(outputs, targets, texts_for(targets))
     assert calls == [torch.Size([6])]  # one collective per forward, DN or not
     for name in alone:
         assert together[name].item() == pytest.approx(alone[name].item(), rel=1e-6), name

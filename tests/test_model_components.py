@@ -7,7 +7,9 @@ from mqformer_d2.layers import masks_to_normalized_boxes
 from mqformer_d2.modeling.backbone import TimmSwinBackbone
 from mqformer_d2.modeling.decoder import MixedQueryDecoder
 from mqformer_d2.modeling.denoising import dn_attention_mask
+from mqformer_d2.modeling.meta_arch.vocabulary import union_vocabulary
 from mqformer_d2.modeling.pixel_decoder import MSDeformAttnPixelDecoder
+from mqformer_d2.modeling.text_batch import TextBatch
 from mqformer_d2.modeling.text_encoder import TINY_TEXT_MODEL_NAME, OpenCLIPTextEncoder
 
 torch.set_num_threads(2)
@@ -111,22 +113,29 @@ def _decoder_inputs():
     torch.manual_seed(0)
     shapes, features = _backbone_features()
     pixel = _pixel_decoder(shapes)(features, _padding_mask())
-    texts = torch.randn(4, DIM)
-    text_valid = torch.tensor([[True, True, True, False], [False, True, False, True]])
-    return pixel, texts, text_valid
+    texts, valid, local_to_union = union_vocabulary([["a", "b", "c"], ["b", "d"]])
+    assert valid.tolist() == [[True, True, True, False], [False, True, False, True]]
+    return pixel, TextBatch(texts, torch.randn(4, DIM), valid, local_to_union)
+
+
+def test_text_batch_gives_back_each_images_vocabulary():
+    texts, valid, local_to_union = union_vocabulary([["a", "b", "a"], ["c", "b"]])
+    text = TextBatch(texts, torch.zeros(len(texts), DIM), valid, local_to_union)
+    assert text.texts == ["a", "b", "c"]
+    assert text.vocabulary(0) == ["a", "b", "a"] and text.vocabulary(1) == ["c", "b"]
 
 
 @pytest.mark.parametrize("num_learnable,num_conditional", [(3, 5), (8, 0), (0, 8)])
 def test_decoder_output_shapes(num_learnable, num_conditional):
-    pixel, texts, text_valid = _decoder_inputs()
+    pixel, text = _decoder_inputs()
     decoder = _decoder(num_learnable, num_conditional)
-    out = decoder(pixel, texts, text_valid)
+    out = decoder(pixel, text)
     q = num_learnable + num_conditional
     assert out["pred_logits"].shape == (2, q, 4)
     assert out["pred_boxes"].shape == (2, q, 4)
     assert ((out["pred_boxes"] >= 0) & (out["pred_boxes"] <= 1)).all()
     assert out["pred_masks"].shape == (2, q, 16, 24)
-    assert out["text_valid"] is text_valid
+    assert "text_valid" not in out  # the criterion takes the text batch as an argument
     assert len(out["aux_outputs"]) == 2  # initial prediction + first layer
     assert out["query_types"].tolist() == [0] * num_learnable + [1] * num_conditional
     assert ("interm_outputs" in out) == (num_conditional > 0)
@@ -139,7 +148,7 @@ def test_decoder_output_shapes(num_learnable, num_conditional):
 
 def test_box_refinement_looks_forward_exactly_twice():
     """DINO: layer i's box loss reaches layer i's and layer i-1's deltas, never layer i-2's."""
-    pixel, texts, text_valid = _decoder_inputs()
+    pixel, text = _decoder_inputs()
     decoder = _decoder(num_learnable=3, num_conditional=0, layers=3)
     decoder.initial_prediction = False
     heads = decoder.heads
@@ -153,7 +162,7 @@ def test_box_refinement_looks_forward_exactly_twice():
         return logits, masks, leaf
 
     heads.forward_prediction_heads = recording
-    out = decoder(pixel, texts, text_valid)
+    out = decoder(pixel, text)
     out["pred_boxes"].sum().backward()  # the last (third) layer's boxes
     first, second, third = (d.grad for d in deltas)
     assert first is None or not first.any()
@@ -167,7 +176,7 @@ def test_decoder_rejects_zero_queries():
 
 
 def test_denoising_prefix_is_invisible_to_matching_queries():
-    pixel, texts, text_valid = _decoder_inputs()
+    pixel, text = _decoder_inputs()
     decoder = _decoder().eval()
     num_dn, num_match = 4, decoder.num_queries
     mask = dn_attention_mask(2, 2, num_match, torch.device("cpu"))
@@ -179,9 +188,9 @@ def test_denoising_prefix_is_invisible_to_matching_queries():
             self.reference_boxes = torch.randn(2, num_dn, 4, generator=g)
             self.attn_mask = mask
 
-    first = decoder(pixel, texts, text_valid, Prefix(1))
-    second = decoder(pixel, texts, text_valid, Prefix(2))
-    plain = decoder(pixel, texts, text_valid)
+    first = decoder(pixel, text, Prefix(1))
+    second = decoder(pixel, text, Prefix(2))
+    plain = decoder(pixel, text)
     assert first["dn_outputs"]["pred_logits"].shape == (2, num_dn, 4)
     assert len(first["dn_outputs"]["aux_outputs"]) == 2
     for key in ("pred_logits", "pred_boxes", "pred_masks"):

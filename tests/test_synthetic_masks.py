@@ -14,6 +14,7 @@ from mqformer_d2.data import UnifiedDatasetMapper, load_tagged_dataset_dicts
 from mqformer_d2.data.shapes import ShapesBenchmarkConfig, generate_shapes_benchmark, register_shapes_benchmark
 from mqformer_d2.data.synthetic import register_subset, register_synthetic_masks, synthetic_mask_iou
 from mqformer_d2.engine import build_config
+from mqformer_d2.modeling.box_prompting import predict_masks_for_boxes
 
 torch.set_num_threads(1)
 SOURCE = "mqformer_shapes_train_detection"
@@ -31,13 +32,13 @@ def test_box_prompts_give_one_mask_per_box_at_the_original_size():
     inputs = [{"image": torch.randint(0, 256, (3, 64, 80), dtype=torch.uint8), "height": 96, "width": 120},
               {"image": torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8)}]
     boxes = [torch.tensor([[10.0, 10, 50, 40], [60, 20, 110, 90], [0, 0, 120, 96]]), torch.zeros(0, 4)]
-    outputs = model.predict_masks_for_boxes(inputs, boxes, [["cat", "dog", "cat"], []])
+    outputs = predict_masks_for_boxes(model, inputs, boxes, [["cat", "dog", "cat"], []])
     assert outputs[0]["masks"].shape == (3, 96, 120) and outputs[0]["masks"].dtype == torch.bool
     scores = outputs[0]["scores"]
     assert scores.shape == (3,) and bool(((scores >= 0) & (scores <= 1)).all())
     assert outputs[1]["masks"].shape == (0, 64, 64)
     with pytest.raises(ValueError, match="2 boxes but 1 texts"):
-        model.predict_masks_for_boxes(inputs[:1], [boxes[0][:2]], [["cat"]])
+        predict_masks_for_boxes(model, inputs[:1], [boxes[0][:2]], [["cat"]])
 
 
 def test_box_prompts_segment_the_boxed_object_after_overfitting():
@@ -57,7 +58,7 @@ def test_box_prompts_segment_the_boxed_object_after_overfitting():
     model.eval()
     image = {"image": batch[0]["image"]}
     boxes = batch[0]["instances"].gt_boxes.tensor
-    predicted = model.predict_masks_for_boxes([image], [boxes], [["red square", "blue bar"]])[0]["masks"]
+    predicted = predict_masks_for_boxes(model, [image], [boxes], [["red square", "blue bar"]])[0]["masks"]
     for k, gt_mask in enumerate(masks):
         assert mask_iou(predicted[k], gt_mask) > 0.5, f"box {k}: IoU {mask_iou(predicted[k], gt_mask):.2f}"
         x0, y0, x1, y1 = boxes[k].long().tolist()

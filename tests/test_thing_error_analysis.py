@@ -11,8 +11,8 @@ from fvcore.common.checkpoint import Checkpointer
 from helpers import load_script, tiny_config, tiny_shapes_benchmark
 
 from mqformer_d2.analysis import (
-    SHARES, accuracy, build_random_init_model, classifier_calibration, collect_target_features, mask_ious,
-    probe_accuracy, random_init_config, text_side_report,
+    SHARES, accuracy, build_random_init_model, classifier_calibration, collect_target_features, final_layer_matching,
+    mask_ious, probe_accuracy, random_init_config, text_side_report,
 )
 from mqformer_d2.analysis.capture import captured_activations
 from mqformer_d2.data import UnifiedDatasetMapper
@@ -76,7 +76,7 @@ def test_hooks_capture_the_queries_that_the_final_predictions_come_from(tmp_path
     with tiny_shapes_benchmark(str(tmp_path)):
         batch = [mapper(r) for r in thing_records("mqformer_shapes_val")]
     with captured_activations(model) as captured:
-        outputs, targets, _ = model.final_layer_matching(batch)
+        outputs, targets, _ = final_layer_matching(model, batch)
     assert len(captured.layers) == cfg.MODEL.MQFORMER.DECODER.NUM_LAYERS
     assert captured.selected.content.shape[1] == cfg.MODEL.MQFORMER.DECODER.NUM_CONDITIONAL_QUERIES
     assert set(captured.backbone) == set(cfg.MODEL.RESNETS.OUT_FEATURES)

@@ -53,6 +53,7 @@ def query_type_shares(output_dir: str, batch_size: int = 8) -> Dict[str, float]:
     from detectron2.data import DatasetCatalog
     from detectron2.modeling import build_model
 
+    from mqformer_d2.analysis import match_queries
     from mqformer_d2.data import UnifiedDatasetMapper
     from mqformer_d2.engine import build_config
     from mqformer_d2.modeling import MQFormerCheckpointer
@@ -68,7 +69,7 @@ def query_type_shares(output_dir: str, batch_size: int = 8) -> Dict[str, float]:
     counts = torch.zeros(2, 2, dtype=torch.int64)  # [thing, stuff] x [learnable, conditional]
     for start in range(0, len(records), batch_size):
         batch = [mapper(r) for r in records[start: start + batch_size]]
-        for match in model.match_queries(batch):
+        for match in match_queries(model, batch):
             is_stuff = (~match["has_box"]).long().cpu()
             counts.index_put_((is_stuff, match["query_type"].long().cpu()), torch.ones_like(is_stuff), accumulate=True)
     things, stuff = counts.sum(1).clamp_min(1).tolist()

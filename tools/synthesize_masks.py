@@ -4,7 +4,7 @@
     python tools/synthesize_masks.py --config-file CFG --dataset NAME --output FILE \\
         [--batch-size 4] [--min-quality 0.5] [--num-gpus N] [--overwrite] MODEL.WEIGHTS ckpt.pth
 
-Every box-only annotation of dataset NAME becomes a box prompt of `MQFormer.predict_masks_for_boxes`
+Every box-only annotation of dataset NAME becomes a box prompt of `box_prompting.predict_masks_for_boxes`
 (a denoising-style query made from the box and its class name, no noise); its mask is written as
 COCO RLE with a `score` (text probability x mean mask probability) and a `quality` (IoU of the
 mask's tight box with the prompt box). Masks with quality below --min-quality, and empty ones, are
@@ -50,6 +50,7 @@ from mqformer_d2.data.augmentation import build_augmentations
 from mqformer_d2.data.datasets.common import encode_mask
 from mqformer_d2.engine import build_config
 from mqformer_d2.modeling import MQFormerCheckpointer
+from mqformer_d2.modeling.box_prompting import predict_masks_for_boxes
 
 logger = logging.getLogger("mqformer_d2.tools.synthesize_masks")
 SETTINGS_FILE = "settings.json"
@@ -192,7 +193,7 @@ def box_iou_of_mask(mask: np.ndarray, box: Sequence[float]) -> float:
 
 def predict_batch(model, inputs: List[Dict], boxes: List[torch.Tensor], texts: List[List[str]]) -> List[Dict]:
     """One forward pass of box-prompted decoding (a function of its own so tests can interrupt it)."""
-    return model.predict_masks_for_boxes(inputs, boxes, texts)
+    return predict_masks_for_boxes(model, inputs, boxes, texts)
 
 
 def result_line(index: int, indices: List[int], boxes: torch.Tensor, prediction: Dict) -> Dict:

@@ -2,7 +2,7 @@
 
 Each labelled image is loaded as a training target at its original size (no augmentation, every
 class name in its vocabulary), the model's final decoder layer is matched to the targets with the
-training matcher (`MQFormer.final_layer_matching`), and for each matched thing target (a target
+training matcher (`matching.final_layer_matching`), and for each matched thing target (a target
 with a box) these read-outs are kept (K targets; D depends on the source):
 
 * ``gt_mask``: the ground-truth mask cropped to its box, resized to mask_size^2 (model-free bound);
@@ -31,6 +31,7 @@ from torch import Tensor
 from mqformer_d2.data import UnifiedDatasetMapper
 
 from .capture import Activations, captured_activations
+from .matching import final_layer_matching
 from .readouts import gt_mask_crop, mask_average, roi_grid
 from .shares import SHARES, mask_ious, target_outcomes
 
@@ -136,7 +137,7 @@ def collect_batch(model, batch: List[Dict], acc: _Accumulator, thing_names: Sequ
                   mask_size: int) -> None:
     """Runs the model on one batch of mapped training inputs and adds its matched things to `acc`."""
     with captured_activations(model) as activations:
-        outputs, targets, indices = model.final_layer_matching(batch)
+        outputs, targets, indices = final_layer_matching(model, batch)
     proposals = match_proposals(model, activations, targets)
     for image, (output, target, (queries, target_ids)) in enumerate(zip(outputs, targets, indices)):
         is_thing = target["has_box"].cpu()[target_ids]

@@ -16,6 +16,7 @@ from .losses import (
     validate_targets,
 )
 from .matcher import HungarianMatcher
+from .text_batch import TextBatch
 
 DN_LOSS_KINDS = ("labels", "boxes", "masks")
 _PRED_KEY = {"labels": "pred_logits", "boxes": "pred_boxes", "masks": "pred_masks"}
@@ -39,7 +40,7 @@ class SetCriterion(nn.Module):
     """Matches queries to targets and returns a dict of **already weighted** scalar losses.
 
     The weights are applied here, as Detectron2's own heads do, so the meta-architecture returns
-    ``criterion(outputs, targets)`` as is and Detectron2's trainer sums it. ``weight_dict`` maps
+    ``criterion(outputs, targets, text)`` as is and Detectron2's trainer sums it. ``weight_dict`` maps
     each base loss name to its weight (for logging or for recovering raw values).
 
     Loss names: ``loss_ce`` (focal), ``loss_bbox`` (L1), ``loss_giou``, ``loss_mask`` (BCE),
@@ -54,14 +55,14 @@ class SetCriterion(nn.Module):
     detection-only target does not dilute the mask loss of a mixed batch.
 
     Outputs dict (B images, Q queries, T texts of the batch union):
-        ``pred_logits`` (B, Q, T); ``text_valid`` (B, T) bool, texts in each image's vocabulary
-        (other columns are ignored); ``pred_boxes`` (B, Q, 4) normalised cxcywh after sigmoid;
+        ``pred_logits`` (B, Q, T); ``pred_boxes`` (B, Q, 4) normalised cxcywh after sigmoid;
         ``pred_masks`` (B, Q, Hm, Wm) logits at stride 4 of the padded batch; optional
         ``aux_outputs`` (list of dicts with those keys), ``interm_outputs`` (dict), and when DN ran
         ``dn_outputs`` (dict, Q = N_dn, with its own ``aux_outputs``) and ``dn_meta``
-        (``denoising.build_denoising_queries``). ``text_valid`` of a nested dict defaults to the
-        top-level one.
+        (``denoising.build_denoising_queries``).
     Targets: list of B dicts, see ``losses.validate_targets`` / docs/data_format.md.
+    Text: the batch's ``TextBatch``; its ``valid`` (B, T) bool says which texts are in each image's
+    vocabulary (the class loss ignores the other columns of every prediction set).
     """
 
     def __init__(
@@ -117,15 +118,13 @@ class SetCriterion(nn.Module):
         self.denoising = denoising
         self.dn_losses = tuple(dn_losses)
 
-    def forward(self, outputs: Dict, targets: Sequence[Dict[str, Tensor]]) -> Dict[str, Tensor]:
+    def forward(self, outputs: Dict, targets: Sequence[Dict[str, Tensor]], text: TextBatch) -> Dict[str, Tensor]:
         """The weighted loss dict."""
         logits = outputs["pred_logits"]
-        if "text_valid" not in outputs:
-            raise KeyError("outputs['text_valid'] (B, T) bool is required by the criterion")
-        text_valid = outputs["text_valid"]
+        text_valid = text.valid
         if text_valid.dtype != torch.bool or text_valid.shape != (logits.shape[0], logits.shape[2]):
             raise ValueError(
-                f"outputs['text_valid'] must be bool (B, T) = {(logits.shape[0], logits.shape[2])} "
+                f"text.valid must be bool (B, T) = {(logits.shape[0], logits.shape[2])} "
                 f"like pred_logits' batch and text dims, got {text_valid.dtype} "
                 f"{tuple(text_valid.shape)}"
             )
@@ -157,7 +156,7 @@ class SetCriterion(nn.Module):
             raw["loss_ce"] = (
                 class_focal_loss(
                     out["pred_logits"],
-                    out.get("text_valid", text_valid),
+                    text_valid,
                     indices,
                     targets,
                     alpha=self.focal_alpha,

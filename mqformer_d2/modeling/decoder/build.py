@@ -6,10 +6,10 @@ DECODER_REGISTRY.__doc__ = """
 Query decoders of MQ-Former, selected by MODEL.MQFORMER.DECODER.NAME.
 
 A registered class is called as `cls(cfg)` (a `@configurable` constructor) and returns an
-`nn.Module` with `forward(pixel: PixelDecoderOutput, text_embeddings: Tensor (T, C),
-text_valid: Tensor (B, T) bool, denoising: Optional[DenoisingQueries] = None) -> dict` holding the
-predictions described in docs/model.md (pred_logits, pred_boxes, pred_masks, aux_outputs, ...);
-`DenoisingQueries` is the prefix `modeling.denoising.build_denoising_queries` returns.
+`nn.Module` with `forward(pixel: PixelDecoderOutput, text: TextBatch, denoising:
+Optional[DenoisingQueries] = None) -> dict` holding the predictions described in docs/model.md
+(pred_logits, pred_boxes, pred_masks, aux_outputs, ...); `TextBatch` is `modeling.text_batch`'s,
+`DenoisingQueries` the prefix `modeling.denoising.build_denoising_queries` returns.
 """
 
 

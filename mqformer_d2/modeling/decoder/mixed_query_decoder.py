@@ -8,6 +8,7 @@ from torch import Tensor, nn
 from mqformer_d2.layers import MLP, box_position_embedding, inverse_sigmoid
 
 from ..pixel_decoder import PixelDecoderOutput
+from ..text_batch import TextBatch
 from .build import DECODER_REGISTRY
 from .mixed_query_layer import MixedQueryDecoderLayer
 from .prediction_heads import PredictionHeads
@@ -95,7 +96,7 @@ class MixedQueryDecoder(nn.Module):
     def num_queries(self) -> int:
         return self.num_learnable + self.num_conditional
 
-    def initial_queries(self, pixel: PixelDecoderOutput, text_embeddings: Tensor, text_valid: Tensor):
+    def initial_queries(self, pixel: PixelDecoderOutput, text: TextBatch):
         """Content (B, N, C), unsigmoided anchors (B, N, 4) and the two-stage proposals (or None)."""
         batch = pixel.memory.shape[0]
         contents, anchors, proposals = [], [], None
@@ -103,39 +104,39 @@ class MixedQueryDecoder(nn.Module):
             contents.append(self.learnable_content.weight[None].expand(batch, -1, -1))
             anchors.append(self.learnable_anchors.weight[None].expand(batch, -1, -1))
         if self.selector is not None:
-            selected = self.selector(pixel, self.heads, text_embeddings, text_valid)
+            selected = self.selector(pixel, self.heads, text)
             contents.append(selected.content)
             anchors.append(selected.anchors)
             proposals = selected.proposals
         return torch.cat(contents, 1), torch.cat(anchors, 1), proposals
 
-    def forward(self, pixel: PixelDecoderOutput, text_embeddings: Tensor, text_valid: Tensor,
-                denoising=None) -> Dict:
+    def forward(self, pixel: PixelDecoderOutput, text: TextBatch, denoising=None) -> Dict:
         """
         Args:
             pixel: the pixel decoder's output (memory, mask features, ...).
-            text_embeddings: (T, C) embeddings of the batch's union vocabulary.
-            text_valid: (B, T) bool, the texts of each image's vocabulary.
+            text: the batch's texts: embeddings (T, C) of the union vocabulary and valid (B, T)
+                bool, the texts of each image's vocabulary (the conditional queries are selected
+                by their best score over those).
             denoising: optional prefix queries with `content` (B, N_dn, C), `reference_boxes`
                 (B, N_dn, 4) unsigmoided and `attn_mask` (N_dn + N, N_dn + N) bool (True =
                 blocked), e.g. `denoising.DenoisingQueries`.
 
         Returns:
             dict with pred_logits (B, N, T), pred_boxes (B, N, 4), pred_masks (B, N, Hm, Wm),
-            text_valid, aux_outputs, query_types (N,), interm_outputs (when N_c > 0) and, with a
-            prefix, dn_outputs (same keys for the N_dn prefix queries, incl. aux_outputs).
+            aux_outputs, query_types (N,), interm_outputs (when N_c > 0) and, with a prefix,
+            dn_outputs (same keys for the N_dn prefix queries, incl. aux_outputs).
         """
-        content, anchors, proposals = self.initial_queries(pixel, text_embeddings, text_valid)
+        content, anchors, proposals = self.initial_queries(pixel, text)
         num_prefix, attn_mask = 0, None
         if denoising is not None:
             num_prefix, attn_mask = denoising.content.shape[1], denoising.attn_mask
             content = torch.cat([denoising.content.to(content.dtype), content], 1)
             anchors = torch.cat([denoising.reference_boxes.to(anchors.dtype), anchors], 1)
-        predictions = self._run_layers(content, anchors, pixel, text_embeddings, attn_mask, num_prefix)
-        outputs = self._split_outputs(predictions, num_prefix, text_valid)
+        predictions = self._run_layers(content, anchors, pixel, text.embeddings, attn_mask, num_prefix)
+        outputs = self._split_outputs(predictions, num_prefix)
         outputs["query_types"] = self.query_types
         if proposals is not None:
-            outputs["interm_outputs"] = dict(proposals, text_valid=text_valid)
+            outputs["interm_outputs"] = dict(proposals)
         return outputs
 
     def _run_layers(self, queries: Tensor, anchors: Tensor, pixel: PixelDecoderOutput,
@@ -170,15 +171,11 @@ class MixedQueryDecoder(nn.Module):
         return predictions
 
     @staticmethod
-    def _split_outputs(predictions: List[Dict], num_prefix: int, text_valid: Tensor) -> Dict:
+    def _split_outputs(predictions: List[Dict], num_prefix: int) -> Dict:
         """Split every prediction into the prefix (denoising) part and the matching part."""
         matching = [{k: v[:, num_prefix:] for k, v in p.items()} for p in predictions]
-        for p in matching:
-            p["text_valid"] = text_valid
         outputs = dict(matching[-1], aux_outputs=matching[:-1])
         if num_prefix > 0:
             prefix = [{k: v[:, :num_prefix] for k, v in p.items()} for p in predictions]
-            for p in prefix:
-                p["text_valid"] = text_valid
             outputs["dn_outputs"] = dict(prefix[-1], aux_outputs=prefix[:-1])
         return outputs

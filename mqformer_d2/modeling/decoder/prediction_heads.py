@@ -66,3 +66,16 @@ class PredictionHeads(nn.Module):
         logits = self.classifier(queries, text_embeddings)
         masks = torch.einsum("bqc,bchw->bqhw", self.mask_embed(queries), mask_features)
         return logits, masks, self.box_delta(queries)
+
+    def classify_and_box(self, tokens: Tensor, text_embeddings: Tensor) -> Tuple[Tensor, Tensor]:
+        """Class logits and box deltas without masks, e.g. for every encoder token (the proposals
+        that the conditional queries are selected from).
+
+        Args:
+            tokens: (B, S, C); text_embeddings: (T, C).
+
+        Returns:
+            logits (B, S, T), unsigmoided box deltas (B, S, 4).
+        """
+        tokens = self.norm(tokens)
+        return self.classifier(tokens, text_embeddings), self.box_delta(tokens)

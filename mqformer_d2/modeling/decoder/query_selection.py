@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from mqformer_d2.layers import inverse_sigmoid, masks_to_normalized_boxes, xyxy_to_cxcywh
 
 from ..pixel_decoder import PixelDecoderOutput
+from ..text_batch import TextBatch
 from .prediction_heads import PredictionHeads
 
 # Anchor side of a token on level l: base * 2^l (image fraction), as in Deformable DETR.
@@ -80,24 +81,23 @@ class ConditionalQuerySelector(nn.Module):
         self.token_projection = nn.Linear(dim, dim)
         self.token_norm = nn.LayerNorm(dim)
 
-    def forward(self, pixel: PixelDecoderOutput, heads: PredictionHeads, text_embeddings: Tensor,
-                text_valid: Tensor) -> ConditionalQueries:
-        """text_embeddings (T, C); text_valid (B, T) bool -> the K selected proposals."""
+    def forward(self, pixel: PixelDecoderOutput, heads: PredictionHeads, text: TextBatch) -> ConditionalQueries:
+        """The K selected proposals, scored against text.embeddings (T, C) of each image's own texts
+        (text.valid (B, T) bool)."""
         anchors, usable = token_anchors(pixel.spatial_shapes, pixel.valid_ratios, pixel.padding_mask)
         tokens = self.token_norm(self.token_projection(pixel.memory.masked_fill(~usable[..., None], 0.0)))
-        normed = heads.norm(tokens)
         # (B, S): a token's score is its best logit over the image's own texts.
-        logits = heads.classifier(normed, text_embeddings)
+        logits, deltas = heads.classify_and_box(tokens, text.embeddings)
         if logits.shape[-1] == 0:  # no text in the batch (e.g. every target cropped away): no preference
             scores = logits.new_zeros(logits.shape[:2])
         else:
-            scores = logits.masked_fill(~text_valid[:, None, :], -math.inf).amax(-1)
+            scores = logits.masked_fill(~text.valid[:, None, :], -math.inf).amax(-1)
         scores = scores.masked_fill(~usable, -math.inf)
         index = self._top_k(scores)
         selected_tokens = _gather(tokens, index)
-        boxes = _gather(heads.box_delta(normed), index) + _gather(anchors, index)
+        boxes = _gather(deltas, index) + _gather(anchors, index)
         pred_logits, pred_masks, _ = heads.forward_prediction_heads(
-            selected_tokens, pixel.mask_features, text_embeddings
+            selected_tokens, pixel.mask_features, text.embeddings
         )
         proposals = {"pred_logits": pred_logits, "pred_boxes": boxes.sigmoid(), "pred_masks": pred_masks}
         anchors = boxes.detach()

@@ -1,5 +1,5 @@
 """The MQ-Former meta-architecture: image + texts -> losses (training) or task outputs (inference)."""
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from detectron2.config import configurable
@@ -8,16 +8,15 @@ from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
 from detectron2.structures import ImageList
 from torch import Tensor, nn
 
-from mqformer_d2.layers import xyxy_to_cxcywh
-
 from ..criterion import SetCriterion
 from ..decoder import build_decoder
-from ..denoising import build_denoising_queries
+from ..denoising import DenoisingQueries, build_denoising_queries
 from ..matcher import HungarianMatcher
-from ..pixel_decoder import build_pixel_decoder
+from ..pixel_decoder import PixelDecoderOutput, build_pixel_decoder
+from ..text_batch import TextBatch
 from ..text_encoder import build_text_encoder
 from . import postprocessing as post
-from .targets import instances_to_targets
+from .targets import batch_targets
 from .vocabulary import check_vocabulary, stuff_prompts, union_vocabulary
 
 TASK_OUTPUTS = {
@@ -31,12 +30,23 @@ TASK_OUTPUTS = {
 }
 
 
+class EncodedBatch(NamedTuple):
+    """`MQFormer.encode`'s result: the padded images (`ImageList`, (B, 3, Hpad, Wpad)), the pixel
+    decoder's `PixelDecoderOutput` and the batch's `TextBatch`."""
+
+    images: ImageList
+    pixel: PixelDecoderOutput
+    text: TextBatch
+
+
 @META_ARCH_REGISTRY.register()
 class MQFormer(nn.Module):
     """Mixed-Query Transformer (Mask DINO + open vocabulary + mixed queries).
 
-    normalise -> backbone -> pixel decoder -> text embeddings of the batch's union vocabulary ->
-    mixed-query decoder -> criterion losses (training) or post-processing (inference).
+    `encode`: normalise -> backbone -> pixel decoder, and text embeddings of the batch's union
+    vocabulary; then the mixed-query decoder (prediction heads at every layer) -> criterion losses
+    (training) or `postprocess` (inference). Box-prompted decoding: `box_prompting`; matching
+    analyses: `mqformer_d2.analysis.matching`.
 
     Args:
         backbone, pixel_decoder, text_encoder, decoder, criterion: built submodules (criterion may
@@ -126,167 +136,61 @@ class MQFormer(nn.Module):
             training: dict of weighted scalar losses. Inference: one dict per image with some of
             instances / sem_seg / panoptic_seg / referring (see TASK_OUTPUTS).
         """
-        images, padding_mask = self.preprocess_images(batched_inputs)
-        vocabularies = [self._vocabulary(x, index) for index, x in enumerate(batched_inputs)]
-        texts, text_valid, local_to_union = union_vocabulary(vocabularies, device=self.device)
-        use_templates = not self.training and all(self._task(x) != "referring" for x in batched_inputs)
-        text_embeddings = self.text_encoder(texts, use_templates=use_templates)
-        pixel = self.pixel_decoder(self.backbone(images.tensor), padding_mask)
         if not self.training:
-            outputs = self.decoder(pixel, text_embeddings, text_valid)
-            return self.postprocess(outputs, batched_inputs, images, vocabularies, local_to_union)
-        return self.losses(batched_inputs, images, pixel, text_embeddings, text_valid, local_to_union)
-
-    def losses(self, batched_inputs, images: ImageList, pixel, text_embeddings: Tensor, text_valid: Tensor,
-               local_to_union: List[Tensor]) -> Dict[str, Tensor]:
-        """Training: build targets (and denoising queries), run the decoder, apply the criterion."""
+            return self.inference(batched_inputs)
         if self.criterion is None:
             raise RuntimeError("MQFormer was built without a criterion: it can only run in eval mode")
-        missing = [i for i, x in enumerate(batched_inputs) if "instances" not in x]
-        if missing:
-            raise ValueError(f"training needs batched_inputs[i]['instances']; missing for i in {missing}")
-        instances = [x["instances"].to(self.device) for x in batched_inputs]
-        targets = instances_to_targets(instances, local_to_union, tuple(images.tensor.shape[-2:]))
-        denoising = None
-        if self.denoising is not None:
-            denoising = build_denoising_queries(
-                targets, text_embeddings, text_valid, num_matching_queries=self.decoder.num_queries,
-                **self.denoising,
-            )
-        outputs = self.decoder(pixel, text_embeddings, text_valid, denoising)
+        # image -> backbone -> pixel decoder; vocabularies -> text encoder
+        encoded = self.encode(batched_inputs)
+        targets = batch_targets(batched_inputs, encoded.text.local_to_union, tuple(encoded.images.tensor.shape[-2:]),
+                                self.device)
+        denoising = self._denoising_queries(targets, encoded.text)
+        # mixed-query decoder -> heads (every layer) -> losses
+        outputs = self.decoder(encoded.pixel, encoded.text, denoising)
         if denoising is not None:
             outputs["dn_meta"] = denoising.meta
-        return self.criterion(outputs, targets)
+        return self.criterion(outputs, targets, encoded.text)
 
-    @torch.no_grad()
-    def final_layer_matching(self, batched_inputs: List[Dict]) -> Tuple[List[Dict], List[Dict], List[Tuple]]:
-        """The final decoder layer's predictions for labelled inputs (no denoising queries) and its
-        Hungarian assignment to their targets, as the training matcher makes it.
+    def inference(self, batched_inputs: List[Dict]) -> List[Dict]:
+        """Per image, the outputs of its task at its original size (see `forward`)."""
+        encoded = self.encode(batched_inputs)
+        outputs = self.decoder(encoded.pixel, encoded.text)
+        return self.postprocess(outputs, batched_inputs, encoded.images, encoded.text)
+
+    def encode(self, batched_inputs: List[Dict], vocabularies: Optional[Sequence[Sequence[str]]] = None,
+               use_templates: Optional[bool] = None) -> EncodedBatch:
+        """What the decoder reads: normalised, padded images -> backbone -> pixel decoder, and the
+        batch's union vocabulary -> text encoder.
 
         Args:
-            batched_inputs: as in training ("image", "vocabulary", "instances").
+            batched_inputs: B model inputs with "image" (3, h, w).
+            vocabularies: B lists of texts; default: each input's "vocabulary" (at inference falling
+                back to set_vocabulary / MODEL.MQFORMER.TEST.VOCABULARY / the dataset's metadata).
+            use_templates: average the text embeddings over the prompt templates; default: at
+                inference unless an input of the batch is a referring one.
 
         Returns:
-            three lists over the B images: the final layer's "pred_logits" (Q, T) (texts outside the
-            image's vocabulary at -inf), "pred_masks" (Q, Hm, Wm), "pred_boxes" (Q, 4) and "texts"
-            (the batch's T texts, shared);
-            the targets (`instances_to_targets`: "labels" (K,) into the same T texts, "masks",
-            "has_box", ...); the matcher's (query index, target index) pairs.
+            `EncodedBatch`: images (B, 3, Hpad, Wpad), pixel (`PixelDecoderOutput`), text
+            (`TextBatch`: texts (T), embeddings (T, C), valid (B, T), local_to_union).
         """
-        if self.criterion is None:
-            raise RuntimeError("final_layer_matching needs the model's criterion (its matcher)")
-        images, padding_mask = self.preprocess_images(batched_inputs)
-        vocabularies = [self._vocabulary(x, index) for index, x in enumerate(batched_inputs)]
+        images, padding_mask = self.preprocess_image(batched_inputs)
+        if vocabularies is None:
+            vocabularies = [self._vocabulary(x, index) for index, x in enumerate(batched_inputs)]
         texts, text_valid, local_to_union = union_vocabulary(vocabularies, device=self.device)
+        if use_templates is None:
+            use_templates = not self.training and all(self._task(x) != "referring" for x in batched_inputs)
+        text = TextBatch(texts, self.text_encoder(texts, use_templates=use_templates), text_valid, local_to_union)
         pixel = self.pixel_decoder(self.backbone(images.tensor), padding_mask)
-        outputs = self.decoder(pixel, self.text_encoder(texts, use_templates=False), text_valid)
-        instances = [x["instances"].to(self.device) for x in batched_inputs]
-        targets = instances_to_targets(instances, local_to_union, tuple(images.tensor.shape[-2:]))
-        logits = outputs["pred_logits"].masked_fill(~text_valid[:, None, :], float("-inf"))
-        per_image = [{"pred_logits": logits[b], "pred_masks": outputs["pred_masks"][b],
-                      "pred_boxes": outputs["pred_boxes"][b], "query_types": outputs["query_types"],
-                      "texts": texts}
-                     for b in range(len(batched_inputs))]
-        return per_image, targets, self.criterion.matcher(outputs, targets)
+        return EncodedBatch(images, pixel, text)
 
-    def match_queries(self, batched_inputs: List[Dict]) -> List[Dict[str, Tensor]]:
-        """Which query (and of which type) wins each target in the final decoder layer's matching.
-        Used by the query ablation to measure how often learnable vs conditional queries predict
-        thing vs stuff segments.
+    def _denoising_queries(self, targets: List[Dict[str, Tensor]], text: TextBatch) -> Optional[DenoisingQueries]:
+        """The training batch's denoising queries (None when disabled or when it has no target)."""
+        if self.denoising is None:
+            return None
+        return build_denoising_queries(targets, text.embeddings, text.valid,
+                                       num_matching_queries=self.decoder.num_queries, **self.denoising)
 
-        Returns:
-            per image: "query_type" (M,) int64 (0 learnable, 1 conditional) and "has_box" (M,) bool
-            (False for stuff targets) of its M matched targets.
-        """
-        outputs, targets, indices = self.final_layer_matching(batched_inputs)
-        return [{"query_type": output["query_types"][query_index.to(self.device)],
-                 "has_box": target["has_box"][target_index.to(self.device)]}
-                for output, target, (query_index, target_index) in zip(outputs, targets, indices)]
-
-    @torch.no_grad()
-    def predict_masks_for_boxes(self, batched_inputs: List[Dict], boxes: Sequence[Tensor],
-                                texts: Sequence[Sequence[str]]) -> List[Dict[str, Tensor]]:
-        """Box-prompted decoding: one mask per (box, text) prompt, e.g. to turn boxes into masks.
-
-        Each prompt becomes a query exactly as a denoising query is built in training (content =
-        the projected embedding of its text, anchor = its box), without noise and in a single group.
-        The matching queries run alongside (prompts see them, they never see the prompts) and their
-        outputs are ignored. Works in train or eval mode; dropout should be off (`model.eval()`).
-
-        Args:
-            batched_inputs: B model inputs ("image" (3, h, w) resized as at test time, optional
-                "height", "width": the original size, which defaults to the image's size).
-            boxes: B tensors (K_b, 4) XYXY absolute in the original image (height x width).
-            texts: B lists of K_b texts, the class name or description of each box.
-
-        Returns:
-            B dicts: "masks" (K_b, H, W) bool at the original size, "scores" (K_b,) = probability
-            of the prompt's text x mean mask probability inside the mask (as for instances), and
-            "mask_probs" (K_b, H, W) float sigmoid mask probabilities.
-        """
-        if not len(batched_inputs) == len(boxes) == len(texts):
-            raise ValueError(f"need one boxes tensor and one text list per image, got {len(batched_inputs)} "
-                             f"images, {len(boxes)} box tensors, {len(texts)} text lists")
-        images, padding_mask = self.preprocess_images(batched_inputs)
-        targets, vocabularies = self._box_prompt_targets(batched_inputs, images, boxes, texts)
-        union, text_valid, local_to_union = union_vocabulary(vocabularies, device=self.device)
-        for target, ids in zip(targets, local_to_union):
-            target["labels"] = ids[target["labels"]]
-        # Denoising content is built from embeddings without templates, as in training.
-        text_embeddings = self.text_encoder(union, use_templates=False)
-        pixel = self.pixel_decoder(self.backbone(images.tensor), padding_mask)
-        prompts = build_denoising_queries(
-            targets, text_embeddings, text_valid, num_matching_queries=self.decoder.num_queries,
-            dn_query_budget=max(max(len(t["labels"]) for t in targets), 1), label_noise_ratio=0.0,
-            box_noise_scale=0.0,
-        )
-        if prompts is None:  # no box in the whole batch
-            return [self._box_prompt_results(x, images, i, None, None, None) for i, x in enumerate(batched_inputs)]
-        outputs = self.decoder(pixel, text_embeddings, text_valid, prompts)["dn_outputs"]
-        return [
-            self._box_prompt_results(x, images, i, outputs["pred_logits"][i], outputs["pred_masks"][i],
-                                     targets[i]["labels"])
-            for i, x in enumerate(batched_inputs)
-        ]
-
-    def _box_prompt_targets(self, batched_inputs, images: ImageList, boxes, texts):
-        """Per image a denoising target ("labels" = local text ids (K,), "boxes" (K, 4) cxcywh
-        normalised by the original size, which equals the normalisation by the unpadded resized
-        size) and its vocabulary (distinct texts, first-seen order; a placeholder when K = 0)."""
-        targets, vocabularies = [], []
-        for index, (x, image_boxes, image_texts) in enumerate(zip(batched_inputs, boxes, texts)):
-            image_boxes = torch.as_tensor(image_boxes, dtype=torch.float32, device=self.device).reshape(-1, 4)
-            image_texts = check_vocabulary(image_texts, f"texts[{index}]")
-            if len(image_texts) != len(image_boxes):
-                raise ValueError(f"image {index}: {len(image_boxes)} boxes but {len(image_texts)} texts")
-            height, width = images.image_sizes[index]
-            height, width = x.get("height", height), x.get("width", width)
-            scale = image_boxes.new_tensor([width, height, width, height])
-            vocabulary = list(dict.fromkeys(image_texts)) or ["object"]
-            position = {text: i for i, text in enumerate(vocabulary)}
-            labels = torch.tensor([position[t] for t in image_texts], dtype=torch.int64, device=self.device)
-            targets.append({"labels": labels, "boxes": xyxy_to_cxcywh(image_boxes / scale).clamp(0.0, 1.0)})
-            vocabularies.append(vocabulary)
-        return targets, vocabularies
-
-    def _box_prompt_results(self, x: Dict, images: ImageList, index: int, logits: Optional[Tensor],
-                            mask_logits: Optional[Tensor], labels: Optional[Tensor]) -> Dict[str, Tensor]:
-        """The first K prompt queries of one image -> masks, scores, mask_probs at the original size."""
-        image_size = tuple(images.image_sizes[index])
-        output_size = (x.get("height", image_size[0]), x.get("width", image_size[1]))
-        num = 0 if labels is None else len(labels)
-        if num == 0:
-            return {"masks": torch.zeros(0, *output_size, dtype=torch.bool, device=self.device),
-                    "scores": torch.zeros(0, device=self.device),
-                    "mask_probs": torch.zeros(0, *output_size, device=self.device)}
-        resize = post.ResizeSpec(tuple(images.tensor.shape[-2:]), image_size, output_size)
-        probs = resize.resize(mask_logits[:num]).sigmoid()
-        masks = probs > 0.5
-        class_probs = logits[torch.arange(num, device=labels.device), labels].sigmoid()
-        inside = (probs * masks).flatten(1).sum(1) / masks.flatten(1).sum(1).clamp(min=1)
-        return {"masks": masks, "scores": class_probs * inside, "mask_probs": probs}
-
-    def preprocess_images(self, batched_inputs: List[Dict]) -> Tuple[ImageList, Tensor]:
+    def preprocess_image(self, batched_inputs: List[Dict]) -> Tuple[ImageList, Tensor]:
         """Normalise and pad -> ImageList and its (B, Hpad, Wpad) bool padding mask (True = pad)."""
         for index, x in enumerate(batched_inputs):
             if "image" not in x:
@@ -334,19 +238,19 @@ class MQFormer(nn.Module):
         stuff = stuff_prompts(MetadataCatalog.get(dataset) if dataset else None)
         return [text not in stuff for text in vocabulary]
 
-    def postprocess(self, outputs: Dict, batched_inputs: List[Dict], images: ImageList,
-                    vocabularies: List[List[str]], local_to_union: List[Tensor]) -> List[Dict]:
-        """Per image, the outputs of its task at its original size ("height", "width")."""
+    def postprocess(self, outputs: Dict, batched_inputs: List[Dict], images: ImageList, text: TextBatch) -> List[Dict]:
+        """Per image, the outputs of its task at its original size ("height", "width"): the
+        decoder's final predictions restricted to the image's own texts (T_b columns)."""
         results = []
         padded_size = tuple(images.tensor.shape[-2:])
         for index, x in enumerate(batched_inputs):
             image_size = images.image_sizes[index]
             output_size = (x.get("height", image_size[0]), x.get("width", image_size[1]))
             resize = post.ResizeSpec(padded_size, tuple(image_size), tuple(output_size))
-            logits = outputs["pred_logits"][index][:, local_to_union[index]]
+            logits = outputs["pred_logits"][index][:, text.local_to_union[index]]
             results.append(self._image_outputs(
                 self._task(x), logits, outputs["pred_masks"][index], outputs["pred_boxes"][index],
-                vocabularies[index], resize, self._dataset(x),
+                text.vocabulary(index), resize, self._dataset(x),
             ))
         return results
 

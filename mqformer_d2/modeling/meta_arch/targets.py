@@ -31,6 +31,22 @@ def instances_to_targets(
     ]
 
 
+def batch_targets(batched_inputs: Sequence[Dict], local_to_union: Sequence[Tensor], padded_size: Tuple[int, int],
+                  device: torch.device) -> List[Dict[str, Tensor]]:
+    """`instances_to_targets` of labelled model inputs (each with "instances"), moved to `device`.
+
+    Args:
+        batched_inputs: B mapper outputs with "instances".
+        local_to_union: per image, (T_b,) union index of each vocabulary text (`TextBatch`).
+        padded_size: (Hpad, Wpad) of the batch.
+    """
+    missing = [i for i, x in enumerate(batched_inputs) if "instances" not in x]
+    if missing:
+        raise ValueError(f"training needs batched_inputs[i]['instances']; missing for i in {missing}")
+    instances = [x["instances"].to(device) for x in batched_inputs]
+    return instances_to_targets(instances, local_to_union, padded_size)
+
+
 def _image_targets(inst: Instances, local_to_union: Tensor, padded_size, index: int) -> Dict[str, Tensor]:
     for field in ("gt_boxes", "gt_text_ids"):
         if not inst.has(field):
