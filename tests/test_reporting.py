@@ -71,7 +71,30 @@ def test_main_job_passes_cpu_only_without_a_gpu():
 
 def test_ablation_table_has_a_row_per_variant():
     query_ablation = load_script("tools/query_ablation.py")
-    rows = {"learnable_only": {"thing AP": 1.0, "PQ": None}, "mixed": {"thing AP": 2.5, "PQ": 40.0}}
+    rows = {"learnable_only": [{"thing AP": 1.0, "PQ": None}], "mixed": [{"thing AP": 2.5, "PQ": 40.0}]}
     table = query_ablation.ablation_table(rows).splitlines()
     assert table[0] == "| queries | thing AP | PQ |" and table[1] == "|---|---|---|"
     assert table[2:] == ["| learnable_only | 1.0 | - |", "| mixed | 2.5 | 40.0 |"]
+
+
+def test_ablation_table_gives_mean_and_each_seed():
+    query_ablation = load_script("tools/query_ablation.py")
+    rows = {"mixed": [{"thing AP": 11.5, "PQ": 40.0}, {"thing AP": 12.7, "PQ": None}]}
+    assert query_ablation.ablation_table(rows).splitlines()[2] == "| mixed | 12.1 (11.5 / 12.7) | - |"
+    spread = query_ablation.seed_spread(rows)["mixed"]
+    assert set(spread) == {"thing AP"}  # a column with a missing seed has no spread
+    assert spread["thing AP"]["mean"] == pytest.approx(12.1) and spread["thing AP"]["range"] == pytest.approx(1.2)
+
+
+def test_ablation_trains_every_variant_once_per_seed_first_seed_first():
+    query_ablation = load_script("tools/query_ablation.py")
+    args = query_ablation.parse_args(["--variants", "learnable_only", "mixed", "--seeds", "42,43", "TEST.X", "1"])
+    assert query_ablation.planned_runs(args) == [
+        ("learnable_only", 42, "learnable_only/seed_42", ["TEST.X", "1", "SEED", "42"]),
+        ("mixed", 42, "mixed/seed_42", ["TEST.X", "1", "SEED", "42"]),
+        ("learnable_only", 43, "learnable_only/seed_43", ["TEST.X", "1", "SEED", "43"]),
+        ("mixed", 43, "mixed/seed_43", ["TEST.X", "1", "SEED", "43"])]
+    single = query_ablation.parse_args(["--variants", "mixed"])
+    assert query_ablation.planned_runs(single) == [("mixed", None, "mixed", [])]
+    with pytest.raises(SystemExit):
+        query_ablation.parse_args(["--seeds", "42,42"])

@@ -6,21 +6,24 @@ stuff mIoU, PQ, referring mIoU, open-vocabulary suite mean AP, and which query t
 Hungarian matching of the validation set's thing and stuff targets (shares in %).
 
     .venv/bin/python tools/query_ablation.py [--variants learnable_only conditional_only mixed]
-        [--output-dir DIR] [KEY VALUE ...]
+        [--seeds 42,43] [--output-dir DIR] [KEY VALUE ...]
 
 Writes DIR/ablation.md (the table), DIR/ablation.json and DIR/ablation_curves.png (losses and
-validation metrics of the three runs); each run's own folder is DIR/<variant>/ (a main-job run:
-`tools/train_shapes.py` with that variant's config, in a process of its own).
+validation metrics of the runs); each run's own folder is DIR/<variant>/ (a main-job run:
+`tools/train_shapes.py` with that variant's config, in a process of its own), or
+DIR/<variant>/seed_<N>/ with `--seeds`. With several seeds every cell of the table is the mean
+over the seeds followed by the per-seed values, e.g. "12.1 (11.5 / 12.7)".
 """
 import argparse
 import json
 import logging
 import os
 import random
+import statistics
 import subprocess
 import sys
 import time
-from typing import Dict, List
+from typing import Dict, List, Optional, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = ("learnable_only", "conditional_only", "mixed")
@@ -28,12 +31,39 @@ MATCHING_DATASET = "mqformer_shapes_val"  # things (with boxes) and stuff (witho
 logger = logging.getLogger("query_ablation")
 
 
+def seed_list(text: str) -> List[int]:
+    """"42,43" -> [42, 43] (comma-separated, so that the config overrides can follow)."""
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds wants comma-separated integers, e.g. 42,43; got {text!r}") from None
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"--seeds {text!r} repeats a seed")
+    return seeds
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--seeds", type=seed_list, default=None,
+                        help="comma-separated, e.g. 42,43: train every variant once per seed (SEED "
+                             "override); default: once, with the config's SEED")
     parser.add_argument("--output-dir", default=None, help="default: output/query_ablation/run_<time>")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for every variant")
     return parser.parse_args(argv)
+
+
+def planned_runs(args) -> List[Tuple[str, Optional[int], str, List[str]]]:
+    """(variant, seed, run folder relative to the output dir, config overrides) of every run, seeds
+    outermost, so that a run cut short still has every variant of the first seed."""
+    runs = []
+    for seed in args.seeds or [None]:
+        for variant in args.variants:
+            if seed is None:
+                runs.append((variant, None, variant, list(args.opts)))
+            else:
+                runs.append((variant, seed, f"{variant}/seed_{seed}", list(args.opts) + ["SEED", str(seed)]))
+    return runs
 
 
 def train_variant(variant: str, output_dir: str, opts: List[str]) -> Dict:
@@ -52,6 +82,7 @@ def query_type_shares(output_dir: str, batch_size: int = 8) -> Dict[str, float]:
     import torch
     from detectron2.data import DatasetCatalog
     from detectron2.modeling import build_model
+    from detectron2.utils.env import seed_all_rng
 
     from mqformer_d2.analysis import match_queries
     from mqformer_d2.data import UnifiedDatasetMapper
@@ -62,6 +93,7 @@ def query_type_shares(output_dir: str, batch_size: int = 8) -> Dict[str, float]:
     model = build_model(cfg)
     MQFormerCheckpointer(model).load(os.path.join(output_dir, "model_final.pth"))
     model.eval()
+    seed_all_rng(0)  # the matcher's mask cost samples random points: the same ones on every call
     # Training-style targets at the original size, with every class name in the vocabulary.
     mapper = UnifiedDatasetMapper(True, augmentations=[], image_format=cfg.INPUT.FORMAT,
                                   num_negative_texts=1000, rng=random.Random(0))
@@ -99,13 +131,38 @@ def variant_row(results: Dict, shares: Dict[str, float]) -> Dict[str, float]:
     }
 
 
-def ablation_table(rows: Dict[str, Dict[str, float]]) -> str:
-    columns = list(next(iter(rows.values())))
+def format_cell(values: List[Optional[float]]) -> str:
+    """One seed: "12.5"; several: their mean, then each seed's value, "12.1 (11.5 / 12.7)"."""
+    if any(v is None for v in values):
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} (" + " / ".join(f"{v:.1f}" for v in values) + ")"
+
+
+def ablation_table(rows: Dict[str, List[Dict[str, Optional[float]]]]) -> str:
+    """Markdown table, one row per variant; `rows[variant]` holds one dict of columns per seed."""
+    columns = list(next(iter(rows.values()))[0])
     lines = ["| queries | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for variant, row in rows.items():
-        cells = ["-" if row[c] is None else f"{row[c]:.1f}" for c in columns]
+    for variant, per_seed in rows.items():
+        cells = [format_cell([row[c] for row in per_seed]) for c in columns]
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def seed_spread(rows: Dict[str, List[Dict[str, Optional[float]]]]) -> Dict[str, Dict[str, Dict[str, float]]]:
+    """Per variant and column: mean, min, max and (max - min) over the seeds (columns with a
+    missing value are left out)."""
+    spread = {}
+    for variant, per_seed in rows.items():
+        spread[variant] = {}
+        for column in per_seed[0]:
+            values = [row[column] for row in per_seed]
+            if any(v is None for v in values):
+                continue
+            spread[variant][column] = {"mean": statistics.mean(values), "min": min(values),
+                                       "max": max(values), "range": max(values) - min(values)}
+    return spread
 
 
 def main(argv=None) -> int:
@@ -121,16 +178,18 @@ def main(argv=None) -> int:
     from mqformer_d2.evaluation.report import plot_training_curves, read_metrics
 
     setup_logger(output_dir, name="query_ablation")
-    rows, curves, everything = {}, {}, {}
-    for variant in args.variants:
-        run_dir = os.path.join(output_dir, variant)
+    rows, curves, everything = {v: [] for v in args.variants}, {}, {v: {} for v in args.variants}
+    for variant, seed, run_name, opts in planned_runs(args):
+        run_dir = os.path.join(output_dir, run_name)
         start = time.perf_counter()
-        results = train_variant(variant, run_dir, list(args.opts))
+        results = train_variant(variant, run_dir, opts)
         shares = query_type_shares(run_dir)
-        logger.info("%s: %.1f min; matched-query shares %s", variant, (time.perf_counter() - start) / 60, shares)
-        rows[variant] = variant_row(results, shares)
-        curves[variant] = read_metrics(os.path.join(run_dir, "metrics.json"))
-        everything[variant] = {"results": results, "shares": shares}
+        logger.info("%s: %.1f min; matched-query shares %s", run_name, (time.perf_counter() - start) / 60, shares)
+        rows[variant].append(variant_row(results, shares))
+        curves[run_name] = read_metrics(os.path.join(run_dir, "metrics.json"))
+        everything[variant]["config seed" if seed is None else f"seed {seed}"] = {"results": results, "shares": shares}
+    for variant in args.variants:
+        everything[variant]["spread over seeds"] = seed_spread({variant: rows[variant]})[variant]
     table = ablation_table(rows)
     logger.info("query ablation:\n%s", table)
     with open(os.path.join(output_dir, "ablation.md"), "w") as f:
