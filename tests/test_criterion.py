@@ -230,7 +230,7 @@ def test_image_without_targets():
     targets = make_targets([0, 2], gen, HPAD)
     outputs = make_outputs(targets, gen)
     criterion = make_criterion(denoising=True)
-    assert criterion.matcher(outputs, targets)[0][0].numel() == 0
+    assert criterion.match(outputs, targets)[0][0].numel() == 0
     losses = criterion(outputs, targets, texts_for(targets))
     assert set(losses) == expected_keys()
     assert all(torch.isfinite(v) for v in losses.values())
