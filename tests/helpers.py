@@ -1,7 +1,7 @@
 """Helpers shared by the test modules (the shared pytest fixtures are in conftest.py): the
-repository root, tiny configs, criterion / denoising targets, a tiny copy of the synthetic
-benchmark, scripts (train_net.py, tools/*.py) loaded as modules, and a deterministic digest
-evaluator."""
+repository root, tiny configs, model inputs and a training step, criterion / denoising targets, a
+tiny copy of the synthetic benchmark, scripts (train_net.py, tools/*.py) loaded as modules, and a
+deterministic digest evaluator."""
 import importlib.util
 import os
 from contextlib import contextmanager
@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import torch
 from detectron2.config import CfgNode, get_cfg
 from detectron2.evaluation import DatasetEvaluator
+from detectron2.structures import BitMasks, Instances
 
 from mqformer_d2 import add_mqformer_config
 from mqformer_d2.data.shapes import ShapesBenchmarkConfig, generate_shapes_benchmark, register_shapes_benchmark
@@ -44,6 +45,53 @@ def config_from_file(path: str = TINY_CONFIG, *options) -> CfgNode:
     cfg.merge_from_file(os.path.join(ROOT, path))
     cfg.merge_from_list(list(options))
     return cfg
+
+
+def tiny_model_config(config: str = "configs/mqformer_tiny_cpu.yaml", *options) -> CfgNode:
+    """An unfrozen `config` (default: the tiny config at its own image size and query counts) with
+    one encoder layer and 256 mask points, then `options`; for tests that build and run a model."""
+    return config_from_file(config, "MODEL.MQFORMER.PIXEL_DECODER.NUM_LAYERS", 1,
+                            "MODEL.MQFORMER.LOSS.NUM_POINTS", 256, *options)
+
+
+def make_model_input(height, width, num_targets, vocabulary=("cat", "dog", "a red car"), seed=0):
+    """A mapped training input: a random uint8 (3, height, width) image and `num_targets`
+    overlapping rectangle masks labelled with the vocabulary in turn; odd targets have no box."""
+    g = torch.Generator().manual_seed(seed)
+    masks = torch.zeros(num_targets, height, width, dtype=torch.bool)
+    for i in range(num_targets):
+        masks[i, 8 * i: 8 * i + 24, 4 + 6 * i: 36 + 6 * i] = True
+    instances = Instances((height, width))
+    instances.gt_masks = BitMasks(masks)
+    instances.gt_boxes = BitMasks(masks).get_bounding_boxes()
+    instances.gt_text_ids = torch.arange(num_targets) % len(vocabulary)
+    instances.gt_has_mask = torch.ones(num_targets, dtype=torch.bool)
+    instances.gt_has_box = torch.tensor([i % 2 == 0 for i in range(num_targets)])
+    return {"image": torch.randint(0, 256, (3, height, width), dtype=torch.uint8, generator=g),
+            "height": height, "width": width, "vocabulary": list(vocabulary), "instances": instances}
+
+
+def eval_inputs():
+    """Two inference inputs without instances; the first asks for outputs at 120 x 160 (as if the
+    mapper had resized it to 96 x 128), the second at its own 64 x 96."""
+    first = make_model_input(96, 128, 1)
+    first.update(height=120, width=160)
+    second = make_model_input(64, 96, 1, seed=3)
+    for x in (first, second):
+        del x["instances"]
+    return [first, second]
+
+
+def train_step(model, batch):
+    """One forward/backward in train mode (gradients reset first); checks that every loss is a
+    finite scalar and returns the loss dict."""
+    model.train()
+    model.zero_grad(set_to_none=True)
+    losses = model(batch)
+    for name, value in losses.items():
+        assert value.dim() == 0 and torch.isfinite(value), name
+    sum(losses.values()).backward()
+    return losses
 
 
 def make_targets(counts, gen: torch.Generator, mask_size=None):

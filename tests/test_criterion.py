@@ -112,7 +112,7 @@ def test_perfect_predictions_give_near_zero_losses():
     targets[0]["masks"][2] = True
     targets[0]["has_mask"][2] = False  # a box-only target
     criterion, outputs = make_criterion(), perfect_outputs(targets)
-    indices = criterion.matcher(outputs, targets)  # what the criterion matches the final layer with
+    indices = criterion.match(outputs, targets)  # what the criterion matches the final layer with
     assert indices[0][0].tolist() == [0, 1, 2] and indices[0][1].tolist() == [0, 1, 2]
     losses = criterion(outputs, targets, texts_for(targets))
     for name in ["loss_bbox", "loss_giou", "loss_mask", "loss_dice", "loss_ce"]:
@@ -230,7 +230,7 @@ def test_image_without_targets():
     targets = make_targets([0, 2], gen, HPAD)
     outputs = make_outputs(targets, gen)
     criterion = make_criterion(denoising=True)
-    assert criterion.matcher(outputs, targets)[0][0].numel() == 0
+    assert criterion.match(outputs, targets)[0][0].numel() == 0
     losses = criterion(outputs, targets, texts_for(targets))
     assert set(losses) == expected_keys()
     assert all(torch.isfinite(v) for v in losses.values())

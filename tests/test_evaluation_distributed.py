@@ -12,19 +12,19 @@ TESTS = os.path.dirname(os.path.abspath(__file__))
 
 def _worker(result_file):
     sys.path.insert(0, TESTS)
-    import test_evaluation_foreground as fg
-    import test_evaluation_referring as ref
+    import test_evaluation_fixtures as cases
     from mqformer_d2.evaluation import ForegroundEvaluator, ReferringEvaluator, annotation_mask
 
     referring = ReferringEvaluator("two_process_refs")
     referring.reset()
     if comm.get_rank() == 0:  # the other process sees no image
-        small = annotation_mask(ref.SMALL, ref.H, ref.W, "test")
-        referring.process([ref.image_input(1, [ref.SMALL, ref.LARGE])], [ref.predictions(small)])
+        small = annotation_mask(cases.REFERRING_SMALL, cases.REFERRING_H, cases.REFERRING_W, "test")
+        referring.process([cases.referring_input(1, [cases.REFERRING_SMALL, cases.REFERRING_LARGE])],
+                          [cases.referring_predictions(small)])
     foreground = ForegroundEvaluator("two_process_fg", normalize=False)
     foreground.reset()
     foreground.process([{"image_id": comm.get_rank(), "height": 2, "width": 3,
-                         "annotations": [fg.ANNOTATION]}], [{"sem_seg": fg.MAP}])
+                         "annotations": [cases.FOREGROUND_ANNOTATION]}], [{"sem_seg": cases.FOREGROUND_MAP}])
     results = (referring.evaluate(), foreground.evaluate())
     if comm.is_main_process():
         with open(result_file, "w") as f:

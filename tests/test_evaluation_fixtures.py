@@ -1,4 +1,4 @@
-"""Tiny fixtures and reference computations shared by the evaluator tests
+"""Tiny fixtures, hand-computed cases and reference computations shared by the evaluator tests
 (test_evaluation_*.py). Holds no tests itself."""
 import contextlib
 import io
@@ -10,7 +10,7 @@ import numpy as np
 import pycocotools.mask as mask_util
 import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
-from detectron2.structures import Boxes, Instances
+from detectron2.structures import Boxes, BoxMode, Instances
 from PIL import Image
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
@@ -66,6 +66,45 @@ def rle(mask):
 
 def rect_polygon(x0, y0, x1, y1):
     return [[x0, y0, x1, y0, x1, y1, x0, y1]]
+
+
+# The hand-computed foreground case: a 2 x 3 image whose two left pixels of the top row are
+# foreground, and a score map for it.
+FOREGROUND_GT = np.array([[1, 1, 0], [0, 0, 0]], dtype=bool)
+FOREGROUND_MAP = torch.tensor([[[0.9, 0.5, 0.5], [0.0, 0.2, 1.5]]])  # 1.5 clamps to 1
+FOREGROUND_ANNOTATION = {"bbox": [0, 0, 2, 1], "bbox_mode": BoxMode.XYWH_ABS, "segmentation": rle(FOREGROUND_GT),
+                         "category_id": 0}
+
+# The hand-computed referring case: a 10 x 10 image with a small object (two sentences) and a
+# large one (one sentence).
+REFERRING_H, REFERRING_W = 10, 10
+REFERRING_SMALL = {"bbox": [0, 0, 2, 2], "bbox_mode": BoxMode.XYWH_ABS, "segmentation": rect_polygon(0, 0, 2, 2),
+                   "category_id": 0, "texts": ["small one", "top left thing"], "sent_ids": [7, 8]}
+REFERRING_LARGE = {"bbox": [0, 0, 10, 5], "bbox_mode": BoxMode.XYWH_ABS,
+                   "segmentation": rle(rect_mask(0, 0, 10, 5, REFERRING_H, REFERRING_W)),
+                   "category_id": 0, "texts": ["the big one"], "sent_ids": [9]}
+
+
+def referring_input(image_id, annotations):
+    """An eval-mapper input of the referring case: every sentence of every annotation, in order."""
+    vocabulary, owners = [], []
+    for index, annotation in enumerate(annotations):
+        vocabulary += annotation["texts"]
+        owners += [index] * len(annotation["texts"])
+    return {"image_id": image_id, "height": REFERRING_H, "width": REFERRING_W, "annotations": annotations,
+            "vocabulary": vocabulary, "sentence_annotation_index": owners, "task": "referring"}
+
+
+def referring_predictions(small_mask, with_boxes=False):
+    """The referring case's outputs. Sentence 1: perfect; sentence 2: nothing; sentence 3: 30 of
+    the 50 pixels (IoU 0.6). small_mask: (H, W) bool, the small object's mask."""
+    height, width = REFERRING_H, REFERRING_W
+    masks = torch.stack([torch.from_numpy(small_mask), torch.zeros(height, width, dtype=torch.bool),
+                         torch.from_numpy(rect_mask(0, 0, 10, 3, height, width))])
+    output = {"texts": REFERRING_SMALL["texts"] + REFERRING_LARGE["texts"], "masks": masks, "scores": torch.ones(3)}
+    if with_boxes:
+        output["boxes"] = torch.tensor([[0, 0, 2, 2], [6, 6, 9, 9], [0, 0, 10, 3]], dtype=torch.float32)
+    return {"referring": output}
 
 
 def instances(masks, classes, scores, size):

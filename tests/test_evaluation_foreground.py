@@ -2,16 +2,18 @@
 import numpy as np
 import pytest
 import torch
-from detectron2.structures import BoxMode
 
 from mqformer_d2.data.datasets import register_dataset
 from mqformer_d2.evaluation import ForegroundEvaluator, build_evaluator, f_measure_curve
-from test_evaluation_fixtures import rect_mask, registered, rle, unique_name
-
-# a 2 x 3 image whose two left pixels of the top row are foreground
-GT = np.array([[1, 1, 0], [0, 0, 0]], dtype=bool)
-MAP = torch.tensor([[[0.9, 0.5, 0.5], [0.0, 0.2, 1.5]]])  # 1.5 clamps to 1
-ANNOTATION = {"bbox": [0, 0, 2, 1], "bbox_mode": BoxMode.XYWH_ABS, "segmentation": rle(GT), "category_id": 0}
+from test_evaluation_fixtures import (
+    FOREGROUND_ANNOTATION,
+    FOREGROUND_GT,
+    FOREGROUND_MAP,
+    rect_mask,
+    registered,
+    rle,
+    unique_name,
+)
 
 
 def run(evaluator, items):
@@ -23,7 +25,7 @@ def run(evaluator, items):
 
 
 def test_mae_and_max_f_by_hand():
-    results = run(ForegroundEvaluator("hand", normalize=False), [([ANNOTATION], MAP)])
+    results = run(ForegroundEvaluator("hand", normalize=False), [([FOREGROUND_ANNOTATION], FOREGROUND_MAP)])
     # |0.9-1| + |0.5-1| + |0.5-0| + 0 + |0.2-0| + |1-0| = 2.3 over 6 pixels
     assert results["MAE"] == pytest.approx(2.3 / 6)
     # 8-bit levels: 229, 127, 127 / 0, 51, 255. Best threshold: t in (127, 229] keeps {229, 255}:
@@ -34,21 +36,21 @@ def test_mae_and_max_f_by_hand():
 
 
 def test_curve_matches_definition():
-    prediction = MAP[0].clamp(0, 1).numpy().astype(np.float64)
-    curve = f_measure_curve(prediction, GT)
+    prediction = FOREGROUND_MAP[0].clamp(0, 1).numpy().astype(np.float64)
+    curve = f_measure_curve(prediction, FOREGROUND_GT)
     levels = np.floor(prediction * 255)
     for t in (0, 51, 52, 127, 128, 229, 230, 255):
         positive = levels >= t
-        tp = (positive & GT).sum()
+        tp = (positive & FOREGROUND_GT).sum()
         p = tp / positive.sum() if positive.sum() else 0.0
-        r = tp / GT.sum()
+        r = tp / FOREGROUND_GT.sum()
         f = 1.3 * p * r / (0.3 * p + r) if p * r > 0 else 0.0
         assert curve[t] == pytest.approx(f), t
 
 
 def test_normalization_and_an_image_without_foreground():
     scores = torch.tensor([[[0.2, 0.6, 0.2], [0.2, 0.2, 0.2]]])  # min-max -> one pixel at 1
-    results = run(ForegroundEvaluator("hand"), [([ANNOTATION], scores), ([], torch.zeros(1, 2, 3))])
+    results = run(ForegroundEvaluator("hand"), [([FOREGROUND_ANNOTATION], scores), ([], torch.zeros(1, 2, 3))])
     # image 1: map 0,1,0/0,0,0 -> errors 1,0,0,0,0,0; image 2: all zero against no foreground
     assert results["MAE"] == pytest.approx((1 / 6 + 0) / 2)
     # image 1 at t >= 1: P = 1, R = 1/2 -> F = 1.3*0.5/(0.3+0.5); image 2: F = 0 everywhere
@@ -65,7 +67,8 @@ def test_build_from_metadata():
         assert isinstance(evaluator, ForegroundEvaluator)
         gt = rect_mask(0, 0, 2, 2, 4, 4)
         evaluator.reset()
-        evaluator.process([{"image_id": 0, "height": 4, "width": 4, "annotations": [dict(ANNOTATION, segmentation=rle(gt))]}],
+        annotation = dict(FOREGROUND_ANNOTATION, segmentation=rle(gt))
+        evaluator.process([{"image_id": 0, "height": 4, "width": 4, "annotations": [annotation]}],
                           [{"sem_seg": torch.from_numpy(gt[None].astype(np.float32))}])
         results = evaluator.evaluate()["foreground"]
         assert results["MAE"] == 0.0 and results["maxF"] == pytest.approx(1.0)

@@ -2,50 +2,33 @@
 import pytest
 import torch
 from detectron2.config import get_cfg
-from detectron2.structures import BoxMode
 
 from mqformer_d2 import add_mqformer_config
 from mqformer_d2.data.datasets import register_dataset
 from mqformer_d2.evaluation import ReferringEvaluator, annotation_mask, build_evaluator
-from test_evaluation_fixtures import rect_mask, rect_polygon, registered, rle, unique_name
-
-H, W = 10, 10
-SMALL = {"bbox": [0, 0, 2, 2], "bbox_mode": BoxMode.XYWH_ABS, "segmentation": rect_polygon(0, 0, 2, 2),
-         "category_id": 0, "texts": ["small one", "top left thing"], "sent_ids": [7, 8]}
-LARGE = {"bbox": [0, 0, 10, 5], "bbox_mode": BoxMode.XYWH_ABS, "segmentation": rle(rect_mask(0, 0, 10, 5, H, W)),
-         "category_id": 0, "texts": ["the big one"], "sent_ids": [9]}
-
-
-def image_input(image_id, annotations):
-    """An eval-mapper input: every sentence of every annotation, in order."""
-    vocabulary, owners = [], []
-    for index, annotation in enumerate(annotations):
-        vocabulary += annotation["texts"]
-        owners += [index] * len(annotation["texts"])
-    return {"image_id": image_id, "height": H, "width": W, "annotations": annotations,
-            "vocabulary": vocabulary, "sentence_annotation_index": owners, "task": "referring"}
-
-
-def predictions(small_mask, with_boxes=False):
-    """Sentence 1: perfect; sentence 2: nothing; sentence 3: 30 of the 50 pixels (IoU 0.6)."""
-    masks = torch.stack([torch.from_numpy(small_mask), torch.zeros(H, W, dtype=torch.bool),
-                         torch.from_numpy(rect_mask(0, 0, 10, 3, H, W))])
-    output = {"texts": SMALL["texts"] + LARGE["texts"], "masks": masks, "scores": torch.ones(3)}
-    if with_boxes:
-        output["boxes"] = torch.tensor([[0, 0, 2, 2], [6, 6, 9, 9], [0, 0, 10, 3]], dtype=torch.float32)
-    return {"referring": output}
+from test_evaluation_fixtures import (
+    REFERRING_H,
+    REFERRING_LARGE,
+    REFERRING_SMALL,
+    REFERRING_W,
+    referring_input,
+    referring_predictions,
+    registered,
+    unique_name,
+)
 
 
 @pytest.fixture
 def small_mask():
-    return annotation_mask(SMALL, H, W, "test")
+    return annotation_mask(REFERRING_SMALL, REFERRING_H, REFERRING_W, "test")
 
 
 def evaluate(evaluator, small_mask, with_boxes=False):
     evaluator.reset()
-    evaluator.process([image_input(1, [SMALL, LARGE]), image_input(2, [])],
-                      [predictions(small_mask, with_boxes), {"referring": {
-                          "texts": [], "masks": torch.zeros(0, H, W, dtype=torch.bool), "scores": torch.zeros(0)}}])
+    nothing = {"texts": [], "masks": torch.zeros(0, REFERRING_H, REFERRING_W, dtype=torch.bool),
+               "scores": torch.zeros(0)}
+    evaluator.process([referring_input(1, [REFERRING_SMALL, REFERRING_LARGE]), referring_input(2, [])],
+                      [referring_predictions(small_mask, with_boxes), {"referring": nothing}])
     return evaluator.evaluate()["referring"]
 
 
@@ -83,10 +66,10 @@ def test_no_sentence_gives_no_result():
 
 def test_mismatched_outputs_name_the_dataset(small_mask):
     evaluator = ReferringEvaluator("my_refs")
-    output = predictions(small_mask)
+    output = referring_predictions(small_mask)
     output["referring"]["masks"] = output["referring"]["masks"][:2]
     with pytest.raises(ValueError, match="my_refs"):
-        evaluator.process([image_input(1, [SMALL, LARGE])], [output])
+        evaluator.process([referring_input(1, [REFERRING_SMALL, REFERRING_LARGE])], [output])
 
 
 def test_build_from_metadata_and_config(small_mask):

@@ -4,7 +4,7 @@ import torch
 from detectron2.data import MetadataCatalog
 from detectron2.modeling import build_model
 
-from test_model_end_to_end import _eval_inputs, _train_step, make_input, tiny_cfg
+from helpers import eval_inputs, make_model_input, tiny_model_config, train_step
 
 from mqformer_d2.analysis import match_queries
 
@@ -15,9 +15,9 @@ def test_vocabulary_from_method_config_and_metadata():
     torch.manual_seed(0)
     name = "mqformer_test_vocabulary_dataset"
     MetadataCatalog.get(name).set(text_prompts=["sky", "tree"], task="semantic")
-    cfg = tiny_cfg("configs/mqformer_tiny_cpu.yaml", "DATASETS.TEST", (name,))
+    cfg = tiny_model_config("configs/mqformer_tiny_cpu.yaml", "DATASETS.TEST", (name,))
     model = build_model(cfg).eval()
-    x = _eval_inputs()[1]
+    x = eval_inputs()[1]
     del x["vocabulary"]
     with torch.no_grad():
         assert model([dict(x, task="semantic")])[0]["sem_seg"].shape[0] == 2  # metadata
@@ -35,14 +35,14 @@ def test_vocabulary_from_method_config_and_metadata():
 @pytest.mark.parametrize("config", ["configs/ablation/learnable_only.yaml", "configs/ablation/conditional_only.yaml"])
 def test_single_query_kind_trains_and_predicts(config):
     torch.manual_seed(0)
-    model = build_model(tiny_cfg(config))
+    model = build_model(tiny_model_config(config))
     assert model.decoder.num_queries == 30
-    _train_step(model, [make_input(64, 96, 2)])
+    train_step(model, [make_model_input(64, 96, 2)])
     missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert not missing, f"parameters without gradient: {missing}"
     model.eval()
     with torch.no_grad():
-        instances = model(_eval_inputs()[:1])[0]["instances"]
+        instances = model(eval_inputs()[:1])[0]["instances"]
     # Queries whose mask is empty score 0 and fall under the (0.0) threshold.
     assert 0 < len(instances) <= 30 and instances.pred_masks.shape[1:] == (120, 160)
 
@@ -75,9 +75,9 @@ def test_stuff_texts_follow_the_thing_id_map_not_class_name_lists():
 ])
 def test_match_queries_reports_each_matched_targets_query_type(config, expected_types):
     torch.manual_seed(0)
-    model = build_model(tiny_cfg(config))
+    model = build_model(tiny_model_config(config))
     model.eval()
-    batch = [make_input(64, 64, 3), make_input(64, 64, 2, seed=1)]  # make_input: odd targets have no box
+    batch = [make_model_input(64, 64, 3), make_model_input(64, 64, 2, seed=1)]  # odd targets have no box
     matches = match_queries(model, batch)
     assert [len(m["query_type"]) for m in matches] == [3, 2]  # every target wins one query
     assert set(torch.cat([m["query_type"] for m in matches]).tolist()) <= {0, 1}
@@ -87,7 +87,7 @@ def test_match_queries_reports_each_matched_targets_query_type(config, expected_
 
 
 def test_stuff_split_and_vocabulary_follow_each_inputs_dataset():
-    model = build_model(tiny_cfg())
+    model = build_model(tiny_model_config())
     model.eval()
     first, second = "test_per_dataset_a", "test_per_dataset_b"
     MetadataCatalog.get(first).set(text_prompts=["road", "dog"], thing_dataset_id_to_contiguous_id={1: 0, 2: 1},
@@ -107,12 +107,12 @@ def test_stuff_split_and_vocabulary_follow_each_inputs_dataset():
 def test_an_empty_batch_vocabulary_trains_and_predicts():
     """E.g. a crop that removed every target of a dataset without class names (Visual Genome)."""
     torch.manual_seed(0)
-    model = build_model(tiny_cfg())
-    batch = [dict(make_input(64, 64, 0), vocabulary=[])]
-    losses = _train_step(model, batch)
+    model = build_model(tiny_model_config())
+    batch = [dict(make_model_input(64, 64, 0), vocabulary=[])]
+    losses = train_step(model, batch)
     assert all(torch.isfinite(v) for v in losses.values())
     model.eval()
     with torch.no_grad():
-        image = {k: v for k, v in make_input(64, 64, 0).items() if k != "instances"}
+        image = {k: v for k, v in make_model_input(64, 64, 0).items() if k != "instances"}
         output = model([dict(image, vocabulary=[], task="referring")])
     assert output[0]["referring"]["masks"].shape == (0, 64, 64)

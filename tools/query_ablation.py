@@ -81,18 +81,13 @@ def query_type_shares(output_dir: str, batch_size: int = 8) -> Dict[str, float]:
     """Which query type won the final layer's matching of MATCHING_DATASET's targets, in %."""
     import torch
     from detectron2.data import DatasetCatalog
-    from detectron2.modeling import build_model
     from detectron2.utils.env import seed_all_rng
 
-    from mqformer_d2.analysis import match_queries
+    from mqformer_d2.analysis import load_trained_model, match_queries, run_config
     from mqformer_d2.data import UnifiedDatasetMapper
-    from mqformer_d2.engine import build_config
-    from mqformer_d2.modeling import MQFormerCheckpointer
 
-    cfg = build_config(os.path.join(output_dir, "config.yaml"), cpu=True)
-    model = build_model(cfg)
-    MQFormerCheckpointer(model).load(os.path.join(output_dir, "model_final.pth"))
-    model.eval()
+    cfg = run_config(output_dir)
+    model = load_trained_model(cfg, os.path.join(output_dir, "model_final.pth"))
     seed_all_rng(0)  # the matcher's mask cost samples random points: the same ones on every call
     # Training-style targets at the original size, with every class name in the vocabulary.
     mapper = UnifiedDatasetMapper(True, augmentations=[], image_format=cfg.INPUT.FORMAT,

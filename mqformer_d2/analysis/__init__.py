@@ -13,7 +13,7 @@ thing_naming.py  the whole diagnosis (tools/thing_error_analysis.py)
 """
 from .features import TargetFeatures, collect_target_features
 from .matching import final_layer_matching, match_queries
-from .models import build_random_init_model, load_trained_model, random_init_config
+from .models import build_random_init_model, load_trained_model, random_init_config, run_config
 from .probes import LinearProbe, accuracy, fit_linear_probe, probe_accuracy
 from .readouts import gt_mask_crop, mask_average, roi_grid
 from .report import markdown_report, write_report
@@ -25,6 +25,6 @@ __all__ = [
     "SHARES", "DiagnosisSettings", "LinearProbe", "TargetFeatures", "accuracy", "build_random_init_model",
     "classifier_calibration", "collect_target_features", "diagnose_run", "final_layer_matching", "fit_linear_probe",
     "gt_mask_crop", "load_trained_model", "markdown_report", "mask_average", "mask_ious", "match_queries",
-    "probe_accuracy", "random_init_config", "roi_grid", "share_percentages", "text_cosine_matrix", "text_side_report",
-    "write_report",
+    "probe_accuracy", "random_init_config", "roi_grid", "run_config", "share_percentages", "text_cosine_matrix",
+    "text_side_report", "write_report",
 ]

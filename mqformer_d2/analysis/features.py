@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from mqformer_d2.data import UnifiedDatasetMapper
@@ -76,12 +75,6 @@ class _Accumulator:
         return self.features
 
 
-def class_head_vectors(model, queries: Tensor) -> Tensor:
-    """(K, C) decoder queries -> (K, C) the unit vectors the class head compares with the texts."""
-    heads = model.decoder.heads
-    return F.normalize(heads.classifier.query_projection(heads.norm(queries)), dim=-1)
-
-
 def encoder_level_maps(pixel, image: int, padded_height: int) -> Dict[str, tuple]:
     """One image's pixel-decoder memory as maps: {"encoder.s<stride>": ((C, H_l, W_l), 1 / stride)}."""
     maps = {}
@@ -98,7 +91,7 @@ def match_proposals(model, activations: Activations, targets: List[Dict]) -> Opt
     if activations.selected is None:
         return None
     with torch.random.fork_rng(devices=[]):
-        indices = model.criterion.matcher(activations.selected.proposals, targets)
+        indices = model.criterion.match(activations.selected.proposals, targets)
     return [dict(zip(k.tolist(), q.tolist())) for q, k in indices]
 
 
@@ -130,7 +123,7 @@ def _add_query_readouts(model, acc: _Accumulator, activations: Activations, imag
     for number, layer_queries in enumerate(activations.layers, start=1):
         acc.add(f"decoder.layer{number}", layer_queries[image, queries.to(layer_queries.device)])
     final = activations.layers[-1]
-    acc.add("class_head.query", class_head_vectors(model, final[image, queries.to(final.device)]))
+    acc.add("class_head.query", model.decoder.heads.class_embedding(final[image, queries.to(final.device)]))
 
 
 def collect_batch(model, batch: List[Dict], acc: _Accumulator, thing_names: Sequence[str], grid: int,

@@ -37,7 +37,7 @@ def final_layer_matching(model, batched_inputs: List[Dict]) -> Tuple[List[Dict],
                   "pred_boxes": outputs["pred_boxes"][b], "query_types": outputs["query_types"],
                   "texts": text.texts}
                  for b in range(len(batched_inputs))]
-    return per_image, targets, model.criterion.matcher(outputs, targets)
+    return per_image, targets, model.criterion.match(outputs, targets)
 
 
 def match_queries(model, batched_inputs: List[Dict]) -> List[Dict[str, Tensor]]:

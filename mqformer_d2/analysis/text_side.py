@@ -23,17 +23,9 @@ def mean_off_diagonal(matrix: Tensor) -> float:
 
 def classifier_calibration(model) -> Dict[str, float]:
     """The class head's logit scale and bias (at initialisation 1/0.07 = 14.3 and -4.6, the 0.01
-    focal prior). "logit_scale" is the scale the forward uses (after its clamp), read off the
-    classifier itself: the logit of a query for the text equal to its own projection (cosine 1)
-    minus the bias; "logit_scale_raw" is exp of the learned log scale."""
-    classifier = model.decoder.heads.classifier
-    with torch.no_grad():
-        query = torch.ones(1, 1, classifier.query_projection.in_features, device=classifier.bias.device)
-        own_text = classifier.query_projection(query)[0]  # (1, C)
-        logit = float(classifier(query, own_text))
-    bias = float(classifier.bias.detach())
-    return {"logit_scale": logit - bias, "logit_scale_raw": float(classifier.log_scale.detach().exp()),
-            "logit_bias": bias}
+    focal prior): "logit_scale" as the logits use it (after its clamp), "logit_scale_raw" (exp of
+    the learned log scale) and "logit_bias" (`PredictionHeads.class_calibration`)."""
+    return {name: float(value) for name, value in model.decoder.heads.class_calibration().items()}
 
 
 def text_side_report(model, names: Sequence[str]) -> Dict:

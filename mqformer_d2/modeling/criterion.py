@@ -135,10 +135,16 @@ class SetCriterion(nn.Module):
 
         losses = {}
         for suffix, out in _matching_sets(outputs):
-            indices = self.matcher(out, targets)  # every layer is matched on its own predictions
+            indices = self.match(out, targets)  # every layer is matched on its own predictions
             losses.update(self._set_losses(out, targets, indices, norms, text_valid, suffix))
         losses.update(self._dn_losses(outputs, targets, dn_meta, dn_norms, text_valid))
         return losses
+
+    def match(self, outputs: Dict, targets: Sequence[Dict[str, Tensor]]) -> List[MatchIndices]:
+        """The Hungarian assignment of one prediction set (``pred_logits`` (B, Q, T), ``pred_boxes``,
+        ``pred_masks``) to the B targets, as training makes it: per image (query index, target
+        index) int64 CPU tensors. The mask cost samples random points from torch's global RNG."""
+        return self.matcher(outputs, targets)
 
     def _set_losses(
         self,

@@ -82,35 +82,63 @@ def build_denoising_queries(
         ``labels`` (B, N_dn) int64 noised labels, ``boxes`` (B, N_dn, 4) noised normalised cxcywh,
         ``valid`` (B, N_dn) bool (False = padding slot).
     """
-    if dn_query_budget <= 0 or not 0.0 <= label_noise_ratio <= 1.0 or box_noise_scale < 0:
-        raise ValueError(
-            "need dn_query_budget > 0, 0 <= label_noise_ratio <= 1 and box_noise_scale >= 0, got "
-            f"{dn_query_budget}, {label_noise_ratio}, {box_noise_scale}"
-        )
+    _check_settings(dn_query_budget, label_noise_ratio, box_noise_scale)
     counts = [int(t["labels"].shape[0]) for t in targets]
     group_size = max(counts, default=0)
     if group_size == 0:
         return None
     num_groups = max(1, dn_query_budget // group_size)
     device = text_embeddings.device
-    labels, boxes, valid = _pad_targets(targets, group_size, device)
-    # Every group is a fresh noisy copy of the same padded target list.
-    labels, boxes, valid = (
-        labels.repeat(1, num_groups),
-        boxes.repeat(1, num_groups, 1),
-        valid.repeat(1, num_groups),
-    )
+    labels, boxes, valid = _repeated_groups(targets, group_size, num_groups, device)
+    # Labels are noised before boxes: the RNG draws (and so seeded results) follow this order.
     labels = noise_labels(labels, valid, text_valid.to(device), label_noise_ratio, generator)
     boxes = noise_boxes(boxes, box_noise_scale, generator)
+    content = _label_content(text_embeddings, labels, valid)
+    reference = _reference_boxes(boxes, valid)
+    meta = _dn_meta(counts, num_groups, group_size, num_matching_queries, labels, boxes, valid)
+    mask = dn_attention_mask(num_groups, group_size, num_matching_queries, content.device)
+    return DenoisingQueries(content, reference, mask, meta)
 
+
+def _check_settings(dn_query_budget: int, label_noise_ratio: float, box_noise_scale: float) -> None:
+    """Raises ValueError unless budget > 0, 0 <= ratio <= 1 and scale >= 0."""
+    if dn_query_budget <= 0 or not 0.0 <= label_noise_ratio <= 1.0 or box_noise_scale < 0:
+        raise ValueError(
+            "need dn_query_budget > 0, 0 <= label_noise_ratio <= 1 and box_noise_scale >= 0, got "
+            f"{dn_query_budget}, {label_noise_ratio}, {box_noise_scale}"
+        )
+
+
+def _repeated_groups(
+    targets: Sequence[Dict[str, Tensor]], group_size: int, num_groups: int, device: torch.device
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """The clean padded targets, once per group: labels (B, G * S) int64, boxes (B, G * S, 4),
+    valid (B, G * S) bool. Every group becomes its own noisy copy of the same target list."""
+    labels, boxes, valid = _pad_targets(targets, group_size, device)
+    return labels.repeat(1, num_groups), boxes.repeat(1, num_groups, 1), valid.repeat(1, num_groups)
+
+
+def _label_content(text_embeddings: Tensor, labels: Tensor, valid: Tensor) -> Tensor:
+    """Content of each DN query: the embedding of its (noised) label, zero on padding slots.
+
+    text_embeddings (T, D) or (B, T, D); labels, valid (B, N_dn) -> (B, N_dn, D).
+    """
     emb = text_embeddings if text_embeddings.dim() == 3 else text_embeddings[None]
-    emb = emb.expand(len(targets), -1, -1)
+    emb = emb.expand(len(labels), -1, -1)
     content = torch.gather(emb, 1, labels[..., None].expand(-1, -1, emb.shape[-1]))
-    content = content * valid[..., None].to(content.dtype)
-    # Padding slots: unsigmoided 0 = a centred box of half the image.
-    reference = torch.logit(boxes, eps=1e-5) * valid[..., None].to(boxes.dtype)
+    return content * valid[..., None].to(content.dtype)
 
-    meta = {
+
+def _reference_boxes(boxes: Tensor, valid: Tensor) -> Tensor:
+    """(B, N_dn, 4) noised normalised cxcywh -> unsigmoided anchors; padding slots get 0, a
+    centred box of half the image."""
+    return torch.logit(boxes, eps=1e-5) * valid[..., None].to(boxes.dtype)
+
+
+def _dn_meta(counts: List[int], num_groups: int, group_size: int, num_matching_queries: int,
+             labels: Tensor, boxes: Tensor, valid: Tensor) -> Dict:
+    """The ``dn_meta`` dict for the criterion (keys in ``build_denoising_queries``)."""
+    return {
         "num_dn_queries": num_groups * group_size,
         "num_groups": num_groups,
         "group_size": group_size,
@@ -120,8 +148,6 @@ def build_denoising_queries(
         "boxes": boxes,
         "valid": valid,
     }
-    mask = dn_attention_mask(num_groups, group_size, num_matching_queries, content.device)
-    return DenoisingQueries(content, reference, mask, meta)
 
 
 def _pad_targets(

@@ -1,6 +1,6 @@
 """The per-query heads shared by every decoder layer and by the encoder proposals."""
 import math
-from typing import Tuple
+from typing import Dict, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -25,12 +25,20 @@ class TextSimilarityClassifier(nn.Module):
         self.log_scale = nn.Parameter(torch.tensor(math.log(_INITIAL_LOGIT_SCALE)))
         self.bias = nn.Parameter(torch.tensor(-math.log((1 - _PRIOR_PROBABILITY) / _PRIOR_PROBABILITY)))
 
+    @property
+    def logit_scale(self) -> Tensor:
+        """() the scale the logits use: exp of the learned log scale, clamped."""
+        return self.log_scale.exp().clamp(max=_MAX_LOGIT_SCALE)
+
+    def embed_queries(self, queries: Tensor) -> Tensor:
+        """(..., C) queries -> (..., C) unit vectors compared (cosine) with the texts."""
+        return F.normalize(self.query_projection(queries), dim=-1)
+
     def forward(self, queries: Tensor, text_embeddings: Tensor) -> Tensor:
         """queries (B, Q, C), text_embeddings (T, C) -> logits (B, Q, T)."""
-        queries = F.normalize(self.query_projection(queries), dim=-1)
+        queries = self.embed_queries(queries)
         texts = F.normalize(text_embeddings, dim=-1)
-        scale = self.log_scale.exp().clamp(max=_MAX_LOGIT_SCALE)
-        return scale * torch.einsum("bqc,tc->bqt", queries, texts) + self.bias
+        return self.logit_scale * torch.einsum("bqc,tc->bqt", queries, texts) + self.bias
 
 
 class PredictionHeads(nn.Module):
@@ -79,3 +87,17 @@ class PredictionHeads(nn.Module):
         """
         tokens = self.norm(tokens)
         return self.classifier(tokens, text_embeddings), self.box_delta(tokens)
+
+    def class_embedding(self, queries: Tensor) -> Tensor:
+        """(..., C) decoder queries -> (..., C) the unit vectors that the class head compares with
+        the texts (normalised, then projected): what a probe of the class head's input reads."""
+        return self.classifier.embed_queries(self.norm(queries))
+
+    def class_calibration(self) -> Dict[str, Tensor]:
+        """The class logit's scale and bias (logit = scale * cos(query, text) + bias), detached
+        scalars: "logit_scale" as the logits use it (clamped), "logit_scale_raw" (exp of the
+        learned log scale, unclamped), "logit_bias"."""
+        classifier = self.classifier
+        return {"logit_scale": classifier.logit_scale.detach(),
+                "logit_scale_raw": classifier.log_scale.detach().exp(),
+                "logit_bias": classifier.bias.detach()}
