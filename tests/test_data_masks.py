@@ -9,6 +9,7 @@ import torch
 from mqformer_d2.data.masks import decode_segmentation, encode_mask, mask_to_box, rle_xywh_box
 from mqformer_d2.evaluation import annotation_mask
 from mqformer_d2.layers import masks_to_normalized_boxes, masks_to_pixel_boxes
+from mqformer_d2.synthetic import box_iou_of_mask
 
 H, W = 7, 9
 
@@ -87,3 +88,11 @@ def test_normalized_boxes_are_the_pixel_boxes_over_the_size():
     assert torch.equal(boxes, pixel_boxes / torch.tensor([W, H, W, H]))
     assert non_empty.tolist() == [bool(m.any()) for m in random_masks()]
 
+
+def test_mask_quality_is_the_iou_of_its_tight_box():
+    mask = np.zeros((H, W), bool)
+    mask[2:5, 3:7] = True  # tight box (3, 2, 7, 5)
+    assert box_iou_of_mask(mask, [3.0, 2.0, 7.0, 5.0]) == 1.0
+    assert box_iou_of_mask(mask, [3.0, 2.0, 7.0, 8.0]) == pytest.approx(0.5)
+    assert box_iou_of_mask(np.zeros((H, W), bool), [0.0, 0.0, 2.0, 2.0]) == 0.0
+    assert box_iou_of_mask(mask[:, ::-1], [2.0, 2.0, 6.0, 5.0]) == 1.0  # a flipped view, not contiguous
