@@ -1,7 +1,7 @@
 """Helpers shared by the test modules (the shared pytest fixtures are in conftest.py): the
 repository root, tiny configs, model inputs and a training step, criterion / denoising targets, a
-tiny copy of the synthetic benchmark, scripts (train_net.py, tools/*.py) loaded as modules, and a
-deterministic digest evaluator."""
+tiny copy of the synthetic benchmark, scripts (train_net.py, tools/*.py) loaded as modules, a
+deterministic digest evaluator, and the fixed one-image batch that the overfitting tests learn."""
 import importlib.util
 import os
 from contextlib import contextmanager
@@ -179,3 +179,30 @@ def digest_evaluator(cls, cfg, dataset_name, output_folder=None):
 
 def checkpoint_iteration(path: str) -> int:
     return torch.load(path, map_location="cpu", weights_only=True)["iteration"]
+
+
+OVERFIT_VOCABULARY = ["red square", "blue bar"]
+
+
+def fixed_batch(size=64):
+    """One image: a red square and a blue bar on grey, with their masks (2, size, size) bool and
+    texts (OVERFIT_VOCABULARY)."""
+    image = torch.full((3, size, size), 128, dtype=torch.uint8)
+    masks = torch.zeros(2, size, size, dtype=torch.bool)
+    masks[0, 8:32, 8:32] = True
+    masks[1, 40:56, 10:58] = True
+    image[:, masks[0]] = torch.tensor([230, 20, 20], dtype=torch.uint8)[:, None]  # RGB config
+    image[:, masks[1]] = torch.tensor([20, 20, 230], dtype=torch.uint8)[:, None]
+    instances = Instances((size, size))
+    instances.gt_masks = BitMasks(masks)
+    instances.gt_boxes = BitMasks(masks).get_bounding_boxes()
+    instances.gt_text_ids = torch.tensor([0, 1])
+    instances.gt_has_mask = torch.ones(2, dtype=torch.bool)
+    instances.gt_has_box = torch.ones(2, dtype=torch.bool)
+    return [{"image": image, "height": size, "width": size, "vocabulary": list(OVERFIT_VOCABULARY),
+             "instances": instances, "task": "instance"}], masks
+
+
+def mask_iou(a, b):
+    """IoU of two bool masks (0 when both are empty)."""
+    return (a & b).sum().item() / max((a | b).sum().item(), 1)

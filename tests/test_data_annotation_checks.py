@@ -19,7 +19,8 @@ from mqformer_d2.data import UnifiedDatasetMapper, build_unified_train_loader, l
 from mqformer_d2 import add_mqformer_config
 from mqformer_d2.data.datasets.common import load_json
 from mqformer_d2.data.datasets.coco_format import coco_records
-from mqformer_d2.data.synthetic import coco_base_annotation, load_synthetic_json
+from mqformer_d2.synthetic import load_synthetic_json
+from mqformer_d2.synthetic.outputs import coco_base_annotation
 
 WIDTH, HEIGHT = 8, 6
 GOOD = {"id": 1, "category_id": 1, "bbox": [1, 1, 4, 3], "segmentation": [[1, 1, 5, 1, 5, 4, 1, 4]]}

@@ -1,5 +1,5 @@
-"""Synthetic captions (paper 3.4): captioners and tools/synthesize_captions.py on images whose truth
-is known (CPU, no model)."""
+"""Synthetic captions (paper 3.4): the captioners, mqformer_d2.synthetic.captions and its command line
+tools/synthesize_captions.py on images whose truth is known (CPU, no model)."""
 import json
 import random
 import re
@@ -12,9 +12,15 @@ from helpers import load_script
 from PIL import Image
 
 from mqformer_d2.data import UnifiedDatasetMapper, load_tagged_dataset_dicts
-from mqformer_d2.data.captioning import BuiltinCaptioner, CallableCaptioner, dominant_color, load_captioner
 from mqformer_d2.data.datasets.common import mask_annotation, register_dataset
-from mqformer_d2.data.synthetic import register_synthetic_captions
+from mqformer_d2.synthetic import (
+    BuiltinCaptioner,
+    CallableCaptioner,
+    load_captioner,
+    register_synthetic_captions,
+    synthesize_captions,
+)
+from mqformer_d2.synthetic.captioners import dominant_color
 
 HEIGHT, WIDTH = 96, 144
 CLASSES = ["square", "circle"]
@@ -89,10 +95,9 @@ def test_builtin_captioner_names_no_colour_without_a_mask_or_a_clear_majority():
     assert dominant_color(half) is None and dominant_color(half[:5]) == "red"
 
 
-def test_caption_tool_writes_texts_the_mapper_draws_from(source, tmp_path):
+def test_caption_synthesis_writes_texts_the_mapper_draws_from(source, tmp_path):
     output = tmp_path / "captions.json"
-    tool = load_script("tools/synthesize_captions.py")
-    tool.run(["--dataset", source, "--output", str(output), "--max-captions", "3"])
+    synthesize_captions(source, str(output), max_captions=3)
     data = json.loads(output.read_text())
     assert [c["id"] for c in data["categories"]] == [1, 2] and len(data["annotations"]) == 4
     first = data["annotations"][0]

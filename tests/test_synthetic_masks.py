@@ -1,4 +1,5 @@
-"""Synthetic masks (paper 3.4): box-prompted decoding and tools/synthesize_masks.py (CPU, tiny model)."""
+"""Synthetic masks (paper 3.4): box-prompted decoding, mqformer_d2.synthetic.masks and its command line
+tools/synthesize_masks.py (CPU, tiny model)."""
 import json
 import os
 
@@ -7,14 +8,21 @@ import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.modeling import build_model
-from helpers import TINY_CONFIG, TINY_OPTIONS, load_script, tiny_config
-from test_model_overfit import fixed_batch, mask_iou
+from helpers import TINY_CONFIG, TINY_OPTIONS, fixed_batch, load_script, mask_iou, tiny_config
 
 from mqformer_d2.data import UnifiedDatasetMapper, load_tagged_dataset_dicts
 from mqformer_d2.data.shapes import ShapesBenchmarkConfig, generate_shapes_benchmark, register_shapes_benchmark
-from mqformer_d2.data.synthetic import register_subset, register_synthetic_masks, synthetic_mask_iou
 from mqformer_d2.engine import build_config
 from mqformer_d2.modeling.box_prompting import predict_masks_for_boxes
+from mqformer_d2.synthetic import (
+    MaskSynthesisJob,
+    register_subset,
+    register_synthetic_masks,
+    synthesize_masks,
+    synthetic_mask_iou,
+)
+from mqformer_d2.synthetic import masks as mask_synthesis
+from mqformer_d2.synthetic.progress import parts_dir
 
 torch.set_num_threads(1)
 SOURCE = "mqformer_shapes_train_detection"
@@ -86,17 +94,25 @@ def weights(tmp_path_factory):
 
 
 def tool_arguments(output, weights, *extra):
+    """tools/synthesize_masks.py's command line on the tiny model, one image per batch, every mask kept."""
     return ["--config-file", TINY_CONFIG, "--dataset", SOURCE, "--output", str(output), "--batch-size", "1",
             "--min-quality", "0.0", *extra, *map(str, TINY_OPTIONS), "MODEL.WEIGHTS", weights]
 
 
-def test_mask_tool_resumes_after_a_kill_and_writes_the_same_file(shapes_root, weights, tmp_path, monkeypatch):
-    tool = load_script("tools/synthesize_masks.py")
+def job(output, weights, **changes) -> MaskSynthesisJob:
+    """The library's job of `tool_arguments` (without extra options), with `changes`."""
+    settings = dict(config_file=TINY_CONFIG, dataset=SOURCE, output=str(output), batch_size=1, min_quality=0.0,
+                    opts=[*map(str, TINY_OPTIONS), "MODEL.WEIGHTS", weights])
+    return MaskSynthesisJob(**dict(settings, **changes))
+
+
+def test_mask_synthesis_resumes_after_a_kill_and_writes_the_same_file(shapes_root, weights, tmp_path,
+                                                                      monkeypatch):
     uninterrupted = tmp_path / "uninterrupted.json"
-    tool.run(tool_arguments(uninterrupted, weights))
+    synthesize_masks(job(uninterrupted, weights))
 
     output = tmp_path / "resumed.json"
-    original, calls = tool.predict_batch, []
+    original, calls = mask_synthesis.predict_batch, []
 
     def dies_after_one_batch(*args):
         if calls:
@@ -104,27 +120,27 @@ def test_mask_tool_resumes_after_a_kill_and_writes_the_same_file(shapes_root, we
         calls.append(1)
         return original(*args)
 
-    monkeypatch.setattr(tool, "predict_batch", dies_after_one_batch)
+    monkeypatch.setattr(mask_synthesis, "predict_batch", dies_after_one_batch)
     with pytest.raises(Killed):
-        tool.run(tool_arguments(output, weights))
+        synthesize_masks(job(output, weights))
     assert not output.exists()
-    with open(tool.parts_dir(str(output)) + "/part-000.jsonl") as f:
+    with open(parts_dir(str(output)) + "/part-000.jsonl") as f:
         assert len(f.readlines()) == 1  # the finished batch was written
-    with open(tool.parts_dir(str(output)) + "/part-000.jsonl", "a") as f:
+    with open(parts_dir(str(output)) + "/part-000.jsonl", "a") as f:
         f.write('{"index": 1, "ma')  # killed while writing a line: it is cut and redone
 
     resumed_batches = []
-    monkeypatch.setattr(tool, "predict_batch", lambda *args: resumed_batches.append(1) or original(*args))
-    tool.run(tool_arguments(output, weights))
+    monkeypatch.setattr(mask_synthesis, "predict_batch", lambda *args: resumed_batches.append(1) or original(*args))
+    synthesize_masks(job(output, weights))
     assert len(resumed_batches) == len(DatasetCatalog.get(SOURCE)) - 1  # the finished batch is not redone
     assert output.read_bytes() == uninterrupted.read_bytes()
-    assert not os.path.exists(tool.parts_dir(str(output)))
+    assert not os.path.exists(parts_dir(str(output)))
 
     data = json.loads(output.read_text())
     assert len(data["annotations"]) == sum(len(r["annotations"]) for r in DatasetCatalog.get(SOURCE))
     for ann in data["annotations"]:
         assert {"bbox", "category_id", "score", "quality"} <= set(ann)
-        assert ("segmentation" in ann) == (ann["quality"] > 0)  # --min-quality 0 keeps the non-empty masks
+        assert ("segmentation" in ann) == (ann["quality"] > 0)  # min_quality 0 keeps the non-empty masks
         assert 0.0 <= ann["quality"] <= 1.0
 
 
@@ -134,16 +150,15 @@ def test_mask_tool_never_overwrites_without_the_flag(shapes_root, weights, tmp_p
     output.write_text("user's file")
     with pytest.raises(FileExistsError, match="--overwrite"):
         tool.run(tool_arguments(output, weights))
-    assert output.read_text() == "user's file" and not os.path.exists(tool.parts_dir(str(output)))
+    assert output.read_text() == "user's file" and not os.path.exists(parts_dir(str(output)))
     tool.run(tool_arguments(output, weights, "--overwrite", "--min-quality", "1.01"))
     data = json.loads(output.read_text())
     assert all("segmentation" not in ann and "quality" in ann for ann in data["annotations"])  # all dropped
 
 
-def test_mask_tool_refuses_to_resume_with_other_settings(shapes_root, weights, tmp_path, monkeypatch):
-    tool = load_script("tools/synthesize_masks.py")
+def test_mask_synthesis_refuses_to_resume_with_other_settings(shapes_root, weights, tmp_path, monkeypatch):
     output = tmp_path / "masks.json"
-    real_predict_batch, calls = tool.predict_batch, []
+    real_predict_batch, calls = mask_synthesis.predict_batch, []
 
     def killed_after_one_batch(*args):  # one image finished: progress that other settings would lose
         if calls:
@@ -151,11 +166,11 @@ def test_mask_tool_refuses_to_resume_with_other_settings(shapes_root, weights, t
         calls.append(1)
         return real_predict_batch(*args)
 
-    monkeypatch.setattr(tool, "predict_batch", killed_after_one_batch)
+    monkeypatch.setattr(mask_synthesis, "predict_batch", killed_after_one_batch)
     with pytest.raises(Killed):
-        tool.run(tool_arguments(output, weights))
+        synthesize_masks(job(output, weights))
     with pytest.raises(RuntimeError, match="batch_size"):
-        tool.run(tool_arguments(output, weights, "--batch-size", "2"))
+        synthesize_masks(job(output, weights, batch_size=2))
 
 
 def box_filling_predictor(model, inputs, boxes, texts):
@@ -170,10 +185,9 @@ def box_filling_predictor(model, inputs, boxes, texts):
 
 
 def test_synthetic_masks_register_as_a_segmentation_dataset(shapes_root, weights, tmp_path, monkeypatch):
-    tool = load_script("tools/synthesize_masks.py")
-    monkeypatch.setattr(tool, "predict_batch", box_filling_predictor)
+    monkeypatch.setattr(mask_synthesis, "predict_batch", box_filling_predictor)
     output = tmp_path / "masks.json"
-    tool.run(tool_arguments(output, weights, "--min-quality", "0.9"))
+    synthesize_masks(job(output, weights, min_quality=0.9))
     image_root = json.loads(output.read_text())["info"]["mqformer_synthetic"]["image_root"]
     name = SOURCE + "-syn-m"
     register_synthetic_masks(name, str(output), image_root, metadata_from=SOURCE)
@@ -195,12 +209,9 @@ def test_hidden_masks_experiment_helpers(shapes_root, weights, tmp_path, monkeyp
     hidden = "test_hidden_instance"
     register_subset(hidden, real, [r["image_id"] for r in DatasetCatalog.get(real)], drop_masks=True)
     assert all("segmentation" not in a for r in DatasetCatalog.get(hidden) for a in r["annotations"])
-    tool = load_script("tools/synthesize_masks.py")
-    monkeypatch.setattr(tool, "predict_batch", box_filling_predictor)
+    monkeypatch.setattr(mask_synthesis, "predict_batch", box_filling_predictor)
     output = tmp_path / "hidden.json"
-    arguments = tool_arguments(output, weights)
-    arguments[arguments.index(SOURCE)] = hidden
-    tool.run(arguments)
+    synthesize_masks(job(output, weights, dataset=hidden))
     image_root = json.loads(output.read_text())["info"]["mqformer_synthetic"]["image_root"]
     scores = synthetic_mask_iou(str(output), image_root, real)
     assert scores["kept"] == scores["total"] > 0 and 0.2 < scores["miou"] < 1.0  # boxes are not shapes

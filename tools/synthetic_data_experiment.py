@@ -34,7 +34,7 @@ import random
 import subprocess
 import sys
 import time
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOLS = os.path.join(ROOT, "tools")
@@ -105,7 +105,12 @@ def register_experiment_datasets(experiment_dir: str) -> None:
     exist in experiment_dir. Every process of the experiment calls this, so all see the same data."""
     from detectron2.data import DatasetCatalog
 
-    from mqformer_d2.data.synthetic import register_subset, register_synthetic_captions, register_synthetic_masks
+    from mqformer_d2.synthetic import (
+        register_subset,
+        register_synthetic_captions,
+        register_synthetic_masks,
+        synthetic_image_root,
+    )
 
     with open(os.path.join(experiment_dir, SPLIT_FILE)) as f:
         hidden = set(json.load(f)["hidden_image_ids"])
@@ -119,12 +124,6 @@ def register_experiment_datasets(experiment_dir: str) -> None:
         path = os.path.join(experiment_dir, file_name)
         if os.path.exists(path):
             register(name, path, synthetic_image_root(path), metadata_from=source)
-
-
-def synthetic_image_root(json_file: str) -> str:
-    """The image folder a synthetic file's paths are relative to (recorded by the tools)."""
-    with open(json_file) as f:
-        return json.load(f)["info"]["mqformer_synthetic"]["image_root"]
 
 
 def training_mixture(variant: str, hidden_fraction: float) -> List[Tuple[str, float]]:
@@ -165,13 +164,15 @@ def train_stage(experiment_dir: str, variant: str, args) -> None:
 
 def synthesize_masks_stage(experiment_dir: str, args) -> None:
     """Inside a stage process: masks for the hidden boxes with variant (a)'s final checkpoint."""
-    sys.path.insert(0, TOOLS)
-    import synthesize_masks
+    from detectron2.utils.logger import setup_logger
 
+    from mqformer_d2.synthetic import MaskSynthesisJob, synthesize_masks
+
+    setup_logger(name="mqformer_d2", distributed_rank=0)  # as process_main's call: one handler, not two
     run_dir = os.path.join(experiment_dir, "a_without_hidden")
-    synthesize_masks.run(["--config-file", os.path.join(run_dir, "config.yaml"), "--cpu", "--dataset", HIDDEN_BOXES,
-                          "--output", os.path.join(experiment_dir, MASKS_FILE),
-                          "MODEL.WEIGHTS", os.path.join(run_dir, "model_final.pth")])
+    synthesize_masks(MaskSynthesisJob(config_file=os.path.join(run_dir, "config.yaml"), dataset=HIDDEN_BOXES,
+                                      output=os.path.join(experiment_dir, MASKS_FILE), cpu=True,
+                                      opts=["MODEL.WEIGHTS", os.path.join(run_dir, "model_final.pth")]))
 
 
 def execute_stage(args) -> None:
@@ -238,11 +239,8 @@ def main(argv=None) -> int:
     from detectron2.utils.logger import setup_logger
 
     import mqformer_d2  # noqa: F401
-    from mqformer_d2.data.synthetic import synthetic_mask_iou
     from mqformer_d2.evaluation.report import plot_training_curves, read_metrics
-
-    sys.path.insert(0, TOOLS)
-    from synthesize_captions import synthesize_captions
+    from mqformer_d2.synthetic import synthesize_captions, synthetic_image_root, synthetic_mask_iou
 
     setup_logger(output_dir, name="synthetic_data_experiment")
     split = write_split(output_dir, args.hidden_fraction, args.split_seed)

@@ -3,10 +3,11 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 import numpy as np
-import pycocotools.mask as mask_util
 import torch
 from detectron2.data import transforms as T
 from detectron2.structures import BitMasks, Boxes, BoxMode, Instances
+
+from .masks import decode_segmentation, mask_to_box
 
 
 @dataclass
@@ -19,35 +20,10 @@ class Target:
     has_box: bool
 
 
-def decode_segmentation(segmentation, height: int, width: int) -> np.ndarray:
-    """COCO polygons, RLE (compressed or not) -> (H, W) uint8 mask."""
-    if isinstance(segmentation, list):
-        rles = mask_util.frPyObjects(segmentation, height, width)
-        return mask_util.decode(mask_util.merge(rles))
-    if isinstance(segmentation, dict):
-        if list(segmentation.get("size", ())) != [height, width]:
-            raise ValueError(f"invalid RLE: size {segmentation.get('size')} is not the image's [{height}, {width}]")
-        counts = segmentation.get("counts")
-        if isinstance(counts, list):
-            if sum(counts) != height * width or min(counts, default=0) < 0:
-                raise ValueError(f"invalid RLE: its counts sum to {sum(counts)}, not height x width = {height * width}")
-            segmentation = mask_util.frPyObjects(segmentation, height, width)
-        return mask_util.decode(segmentation)
-    raise TypeError(f"unsupported segmentation type {type(segmentation).__name__}")
-
-
 def transform_mask(mask: np.ndarray, transforms: T.TransformList) -> np.ndarray:
     """Apply the image's transforms to a 0/1 mask. Padding fills segmentations with 255, so only
     pixels that stay exactly 1 belong to the object."""
     return transforms.apply_segmentation(mask.astype(np.uint8)) == 1
-
-
-def mask_to_box(mask: np.ndarray) -> Optional[np.ndarray]:
-    """Tight XYXY box of a (H, W) bool mask, or None when it is empty."""
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
-        return None
-    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=np.float32)
 
 
 def annotation_to_target(annotation: dict, text: str, transforms: T.TransformList,

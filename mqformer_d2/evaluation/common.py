@@ -12,9 +12,10 @@ import logging
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-import pycocotools.mask as mask_util
 from detectron2.data import MetadataCatalog
 from detectron2.utils import comm
+
+from ..data.masks import decode_segmentation
 
 logger = logging.getLogger(__name__)
 
@@ -70,23 +71,15 @@ class VocabularyMapper:
 
 
 def annotation_mask(annotation: dict, height: int, width: int, where: str) -> np.ndarray:
-    """(height, width) bool mask of a unified annotation's ``segmentation`` (polygons, compressed
-    RLE with str/bytes counts, or uncompressed RLE), decoded with pycocotools."""
+    """(height, width) bool mask of a unified annotation's ``segmentation`` (polygons, RLE with
+    list / str / bytes counts), decoded by `data.masks.decode_segmentation`; errors name `where`."""
     segmentation = annotation.get("segmentation")
     if segmentation is None:
         raise ValueError(f"{where}: annotation has no 'segmentation' (a mask is needed)")
-    if isinstance(segmentation, dict):
-        rle = dict(segmentation)
-        if isinstance(rle["counts"], list):
-            rle = mask_util.frPyObjects(rle, *rle["size"])
-        elif isinstance(rle["counts"], str):
-            rle["counts"] = rle["counts"].encode("ascii")
-    else:
-        rle = mask_util.merge(mask_util.frPyObjects(segmentation, height, width))
-    mask = mask_util.decode(rle).astype(bool)
-    if mask.shape != (height, width):
-        raise ValueError(f"{where}: segmentation size {mask.shape} != image size {(height, width)}")
-    return mask
+    try:
+        return decode_segmentation(segmentation, height, width).astype(bool)
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from error
 
 
 def gather_records(records: list) -> Optional[list]:

@@ -2,7 +2,13 @@
 attention and feed-forward blocks, multi-scale deformable attention, the MLP, GroupNorm, sine
 position embeddings and box helpers."""
 from .attention import ResidualAttention
-from .box_utils import cxcywh_to_xyxy, inverse_sigmoid, masks_to_normalized_boxes, xyxy_to_cxcywh
+from .box_utils import (
+    cxcywh_to_xyxy,
+    inverse_sigmoid,
+    masks_to_normalized_boxes,
+    masks_to_pixel_boxes,
+    xyxy_to_cxcywh,
+)
 from .feed_forward import ResidualFeedForward
 from .mlp import MLP
 from .ms_deform_attn import (
@@ -31,4 +37,5 @@ __all__ = [
     "xyxy_to_cxcywh",
     "inverse_sigmoid",
     "masks_to_normalized_boxes",
+    "masks_to_pixel_boxes",
 ]

@@ -1,4 +1,5 @@
-"""Box helpers shared by the decoder, the meta-architecture and the post-processing.
+"""Box helpers shared by the decoder, the meta-architecture, the post-processing and the data
+(tight boxes of masks).
 
 Boxes inside the model are (cx, cy, w, h) normalised by the *unpadded* image size (the DETR
 convention); the decoder keeps its anchors unsigmoided ("logits") so that refinements add up.
@@ -30,6 +31,33 @@ def xyxy_to_cxcywh(boxes: Tensor) -> Tensor:
     return box_convert(boxes, "xyxy", "cxcywh")
 
 
+def masks_to_pixel_boxes(masks: Tensor) -> tuple:
+    """Tight boxes of masks in pixel coordinates: the one tight-box helper of the package (the
+    model's normalised boxes and the data side's per-mask boxes are made from it).
+
+    Args:
+        masks: (..., H, W) bool.
+
+    Returns:
+        boxes: (..., 4) int64 xyxy, pixel edges included (a one-pixel mask at (0, 0) gives
+            (0, 0, 1, 1)); zeros where the mask is empty.
+        non_empty: (...,) bool, False where the mask has no True pixel.
+    """
+    height, width = masks.shape[-2:]
+    rows = masks.any(-1)  # (..., H)
+    cols = masks.any(-2)  # (..., W)
+    non_empty = rows.any(-1)
+    y_index = torch.arange(height, device=masks.device)
+    x_index = torch.arange(width, device=masks.device)
+    # Non-occupied rows/columns are pushed beyond the image so that min/max ignore them.
+    y0 = torch.where(rows, y_index, height).amin(-1)
+    y1 = torch.where(rows, y_index, -1).amax(-1) + 1
+    x0 = torch.where(cols, x_index, width).amin(-1)
+    x1 = torch.where(cols, x_index, -1).amax(-1) + 1
+    boxes = torch.stack([x0, y0, x1, y1], -1)
+    return torch.where(non_empty[..., None], boxes, torch.zeros_like(boxes)), non_empty
+
+
 def masks_to_normalized_boxes(mask_logits: Tensor) -> tuple:
     """Tight boxes around the positive pixels (logit > 0) of masks.
 
@@ -42,17 +70,8 @@ def masks_to_normalized_boxes(mask_logits: Tensor) -> tuple:
         non_empty: (...,) bool, False where the mask has no positive pixel (its box is zeros).
     """
     height, width = mask_logits.shape[-2:]
-    positive = mask_logits > 0
-    rows = positive.any(-1)  # (..., H)
-    cols = positive.any(-2)  # (..., W)
-    non_empty = rows.any(-1)
-    y_index = torch.arange(height, device=mask_logits.device)
-    x_index = torch.arange(width, device=mask_logits.device)
-    # Non-occupied rows/columns are pushed beyond the image so that min/max ignore them.
-    y0 = torch.where(rows, y_index, height).amin(-1)
-    y1 = torch.where(rows, y_index, -1).amax(-1) + 1
-    x0 = torch.where(cols, x_index, width).amin(-1)
-    x1 = torch.where(cols, x_index, -1).amax(-1) + 1
+    pixel_boxes, non_empty = masks_to_pixel_boxes(mask_logits > 0)
+    x0, y0, x1, y1 = pixel_boxes.unbind(-1)
+    # Integer / Python int, as before the pixel boxes were shared: the same float32 bits.
     boxes = torch.stack([x0 / width, y0 / height, x1 / width, y1 / height], -1).to(mask_logits.dtype)
-    boxes = torch.where(non_empty[..., None], boxes, torch.zeros_like(boxes))
     return boxes, non_empty

@@ -1,5 +1,5 @@
 """Box-prompted decoding: one mask per (box, text) prompt of a trained MQ-Former, e.g. to turn
-box-only annotations into masks (tools/synthesize_masks.py, paper section 3.4).
+box-only annotations into masks (mqformer_d2.synthetic.masks, paper section 3.4).
 
 Each prompt becomes a query exactly as a denoising query is built in training (content = the
 projected embedding of its text, anchor = its box), without noise and in a single group. The

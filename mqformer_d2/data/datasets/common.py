@@ -1,5 +1,5 @@
 """Helpers shared by every dataset family: roots, missing-data errors, class-name cleaning,
-mask -> unified annotation conversion and registration with metadata.
+mask -> unified annotation conversion (through `data.masks`) and registration with metadata.
 
 Every loader in this package returns Detectron2 dataset dicts in the unified (text, box, mask)
 format of docs/data_format.md. Registration never touches the disk; a missing file or folder is
@@ -14,11 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, List, Optional, Sequence
 
 import numpy as np
-import pycocotools.mask as mask_util
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.catalog import Metadata
 from detectron2.structures import BoxMode
 from tqdm import tqdm
+
+from ..masks import encode_mask, rle_xywh_box
 
 logger = logging.getLogger(__name__)
 
@@ -93,19 +94,11 @@ def clean_class_names(names: Iterable[str]) -> List[str]:
     return [clean_class_name(n) for n in names]
 
 
-def encode_mask(mask: np.ndarray) -> dict:
-    """Binary (H, W) mask -> COCO RLE dict with a ``str`` counts field (json-serialisable)."""
-    rle = mask_util.encode(np.asfortranarray(mask.astype(np.uint8)))
-    rle["counts"] = rle["counts"].decode("ascii")
-    return rle
-
-
 def mask_annotation(mask: np.ndarray, category_id: int, has_box: bool = True, **extra) -> dict:
     """One unified annotation from a binary mask: RLE segmentation, XYWH box of the mask."""
     rle = encode_mask(mask)
-    box = mask_util.toBbox(rle).tolist()
     ann = {
-        "bbox": [float(v) for v in box],
+        "bbox": rle_xywh_box(rle),
         "bbox_mode": BoxMode.XYWH_ABS,
         "segmentation": rle,
         "category_id": int(category_id),

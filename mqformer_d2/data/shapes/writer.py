@@ -14,23 +14,12 @@ from typing import List
 import cv2
 import numpy as np
 from panopticapi.utils import id2rgb
-from pycocotools import mask as mask_util
 
+from ..masks import encode_mask, rle_xywh_box
 from .layout import Layout, image_file_name
 from .referring import referring_sentences
 from .scene import Scene
 from .vocabulary import ALL_CLASSES, THING_CLASSES, SuiteDataset
-
-
-def encode_rle(mask: np.ndarray) -> dict:
-    """COCO RLE of a bool (H, W) mask, counts as str (json-serialisable)."""
-    rle = mask_util.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
-
-
-def rle_box(rle: dict) -> List[float]:
-    """Tight XYWH box of an RLE mask."""
-    return [float(v) for v in mask_util.toBbox(rle)]
 
 
 def write_png(path: str, array: np.ndarray) -> None:
@@ -57,9 +46,9 @@ def coco_annotation(image_id: int, category_id: int, mask: np.ndarray,
                     with_mask: bool = True) -> dict:
     """A COCO instance annotation without its ``id`` (numbered by ``_AnnotatedImages.collect``);
     ``with_mask=False`` leaves out ``segmentation`` (box only)."""
-    rle = encode_rle(mask)
+    rle = encode_mask(mask)
     annotation = {"image_id": image_id, "category_id": category_id,
-                  "bbox": rle_box(rle), "area": int(np.count_nonzero(mask)), "iscrowd": 0}
+                  "bbox": rle_xywh_box(rle), "area": int(np.count_nonzero(mask)), "iscrowd": 0}
     if with_mask:
         annotation["segmentation"] = rle
     return annotation
@@ -94,9 +83,9 @@ def panoptic_segments(scene: Scene):
     segments = []
     for segment_id, (mask, category) in enumerate(zip(masks, categories), start=1):
         ids[mask] = segment_id
-        rle = encode_rle(mask)
+        rle = encode_mask(mask)
         segments.append({"id": segment_id, "category_id": category + 1, "iscrowd": 0,
-                         "bbox": rle_box(rle), "area": int(np.count_nonzero(mask))})
+                         "bbox": rle_xywh_box(rle), "area": int(np.count_nonzero(mask))})
     return ids, segments
 
 

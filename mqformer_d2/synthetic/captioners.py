@@ -1,6 +1,6 @@
 """Captioners for the synthetic caption engine (paper 3.4): several texts per object.
 
-`tools/synthesize_captions.py` calls a `Captioner` once per image with the image and its unified
+`captions.synthesize_captions` calls a `Captioner` once per image with the image and its unified
 annotations (docs/data_format.md), each with an added ``class_name``, and writes the returned texts
 into the annotations' ``texts`` (the mapper draws one per load).
 
@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from detectron2.structures import BoxMode
 
-from .targets import decode_segmentation
+from ..data.masks import decode_segmentation
 
 # Hue ranges (degrees, [start, end)) of the chromatic colour names, in HSV.
 _HUE_NAMES = ((0, 15, "red"), (15, 45, "orange"), (45, 70, "yellow"), (70, 165, "green"), (165, 195, "cyan"),

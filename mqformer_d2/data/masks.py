@@ -1,0 +1,58 @@
+"""The package's one home for mask <-> annotation conversions: a binary mask to COCO RLE, a COCO
+segmentation (polygons, RLE with list / str / bytes counts) to a mask, and a mask's tight box
+(computed by `layers.box_utils.masks_to_pixel_boxes`, which the model's boxes share).
+
+Dataset loaders, the mapper's targets, the evaluators, the synthetic benchmark's writer and the
+synthetic data engine all call these; pycocotools does the encoding and decoding.
+"""
+from typing import List, Optional
+
+import numpy as np
+import pycocotools.mask as mask_util
+import torch
+
+from ..layers.box_utils import masks_to_pixel_boxes
+
+
+def encode_mask(mask: np.ndarray) -> dict:
+    """Binary (H, W) mask -> COCO RLE dict ``{"size": [H, W], "counts": str}`` (json-serialisable)."""
+    rle = mask_util.encode(np.asfortranarray(mask.astype(np.uint8)))
+    rle["counts"] = rle["counts"].decode("ascii")
+    return rle
+
+
+def rle_xywh_box(rle: dict) -> List[float]:
+    """Tight XYWH box of an RLE mask (zeros for an empty one), as floats."""
+    return [float(v) for v in mask_util.toBbox(rle)]
+
+
+def _check_rle(rle: dict, height: int, width: int) -> None:
+    """Refuse an RLE of another size, and uncompressed counts that do not cover the image (which
+    pycocotools would decode into a wrong mask instead of failing)."""
+    if list(rle.get("size", ())) != [height, width]:
+        raise ValueError(f"invalid RLE: size {rle.get('size')} is not the image's [{height}, {width}]")
+    counts = rle.get("counts")
+    if isinstance(counts, list) and (sum(counts) != height * width or min(counts, default=0) < 0):
+        raise ValueError(f"invalid RLE: its counts sum to {sum(counts)}, not height x width = {height * width}")
+
+
+def decode_segmentation(segmentation, height: int, width: int) -> np.ndarray:
+    """A COCO segmentation -> (height, width) uint8 0/1 mask.
+
+    Polygons (a list of [x0, y0, x1, y1, ...]) are merged into one mask. An RLE dict must have the
+    image's ``size``; its ``counts`` may be a list (uncompressed) or a compressed str or bytes
+    (pycocotools reads both)."""
+    if isinstance(segmentation, list):
+        return mask_util.decode(mask_util.merge(mask_util.frPyObjects(segmentation, height, width)))
+    if isinstance(segmentation, dict):
+        _check_rle(segmentation, height, width)
+        if isinstance(segmentation.get("counts"), list):
+            segmentation = mask_util.frPyObjects(segmentation, height, width)
+        return mask_util.decode(segmentation)
+    raise TypeError(f"unsupported segmentation type {type(segmentation).__name__}")
+
+
+def mask_to_box(mask: np.ndarray) -> Optional[np.ndarray]:
+    """Tight (4,) float32 XYXY box of an (H, W) mask (pixel edges included), or None when empty."""
+    box, non_empty = masks_to_pixel_boxes(torch.from_numpy(np.ascontiguousarray(mask, dtype=bool)))
+    return box.numpy().astype(np.float32) if bool(non_empty) else None
