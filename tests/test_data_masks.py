@@ -63,6 +63,12 @@ def test_invalid_segmentations_are_refused():
         decode_segmentation({"size": [H, W], "counts": [3, 4]}, H, W)
     with pytest.raises(TypeError, match="unsupported segmentation"):
         decode_segmentation("counts", H, W)
+    with pytest.raises(ValueError, match="invalid polygon 1: 4 coordinates"):  # pycocotools: a box
+        decode_segmentation([[1, 1, 5, 1, 5, 5], [1, 1, 5, 5]], H, W)
+    with pytest.raises(ValueError, match="invalid polygon 0: 7 coordinates"):
+        decode_segmentation([[1, 1, 5, 1, 5, 5, 2]], H, W)
+    with pytest.raises(ValueError, match="^image 4: invalid polygon 0"):
+        annotation_mask({"segmentation": [[1, 1, 5, 5]]}, H, W, "image 4")
     with pytest.raises(ValueError, match="^image 3: invalid RLE"):  # the evaluators name the image
         annotation_mask({"segmentation": rle}, H, W + 1, "image 3")
 

@@ -36,6 +36,16 @@ def _check_rle(rle: dict, height: int, width: int) -> None:
         raise ValueError(f"invalid RLE: its counts sum to {sum(counts)}, not height x width = {height * width}")
 
 
+def _check_polygons(polygons: list) -> None:
+    """Refuse polygons that are not flat lists of at least 3 (x, y) points: pycocotools takes a
+    4-number polygon for a box and fails with a TypeError that names nothing."""
+    for index, polygon in enumerate(polygons):
+        if not isinstance(polygon, (list, tuple)) or len(polygon) < 6 or len(polygon) % 2:
+            size = len(polygon) if isinstance(polygon, (list, tuple)) else type(polygon).__name__
+            raise ValueError(f"invalid polygon {index}: {size} coordinates; a polygon is a flat list "
+                             "[x0, y0, x1, y1, ...] of at least 3 points (6 numbers, an even count)")
+
+
 def decode_segmentation(segmentation, height: int, width: int) -> np.ndarray:
     """A COCO segmentation -> (height, width) uint8 0/1 mask.
 
@@ -43,6 +53,7 @@ def decode_segmentation(segmentation, height: int, width: int) -> np.ndarray:
     image's ``size``; its ``counts`` may be a list (uncompressed) or a compressed str or bytes
     (pycocotools reads both)."""
     if isinstance(segmentation, list):
+        _check_polygons(segmentation)
         return mask_util.decode(mask_util.merge(mask_util.frPyObjects(segmentation, height, width)))
     if isinstance(segmentation, dict):
         _check_rle(segmentation, height, width)
