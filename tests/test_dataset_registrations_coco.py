@@ -2,11 +2,13 @@
 import os
 
 import numpy as np
+import pytest
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets.builtin_meta import COCO_CATEGORIES
 from detectron2.data.datasets.lvis_v1_categories import LVIS_CATEGORIES
 from panopticapi.utils import id2rgb
 
+from mqformer_d2.data.annotation_checks import check_annotations
 from mqformer_d2.data.datasets import clean_class_name, register_coco_unified
 from test_dataset_registrations_fixtures import (  # noqa: F401 (fixture)
     H,
@@ -87,6 +89,26 @@ def test_coco_unified_instance(tmp_path):
     assert anns["person"]["bbox"] == [2, 3, 8, 17]
     assert decode(anns["traffic light"]["segmentation"]).sum() > 0
     assert all(a["has_box"] for a in record["annotations"])
+
+
+def test_coco_unified_instance_unknown_category_is_named(tmp_path):
+    """An annotation whose category is not one of COCO's 80 things (12 is an unused COCO id): the
+    loader keeps it with category None, and the data checks name its file, id and category."""
+    root = str(tmp_path)
+    write_image(os.path.join(root, "coco/val2017/000000000001.jpg"))
+    write_json(os.path.join(root, "coco/annotations/instances_val2017.json"), {
+        "images": [coco_image(1, "000000000001.jpg")],
+        "annotations": [coco_ann(1, 1, COCO_IDS["person"], 2, 3, 10, 20), coco_ann(7, 1, 12, 12, 10, 30, 18)],
+        "categories": [c for c in COCO_CATEGORIES if c["isthing"]] + [{"id": 12, "name": "street sign"}],
+    })
+    register_coco_unified(root)
+    name = "coco_2017_val_unified_instance"
+    (record,) = DatasetCatalog.get(name)
+    person, unknown = record["annotations"]
+    assert (person["category_id"], person["id"]) == (0, 1) and "unknown_category_id" not in person
+    assert (unknown["category_id"], unknown["unknown_category_id"], unknown["id"]) == (None, 12, 7)
+    with pytest.raises(ValueError, match=r"000000000001.jpg annotation id 7 \(category id 12\)"):
+        check_annotations(name, DatasetCatalog.get(name), policy="error")
 
 
 def test_lvis_unified(tmp_path):

@@ -1,7 +1,9 @@
 """Objects365, Visual Genome (detection: boxes + text, no masks) and RefCOCO-family registrations."""
 import os
+import json
 import pickle
 
+import pytest
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from mqformer_d2.data.datasets import register_objects365, register_refcoco, register_visual_genome
@@ -115,3 +117,28 @@ def test_refcocog_umd(tmp_path):
     assert decode(dog["segmentation"]).sum() > 0 and man["has_box"]
     (train,) = DatasetCatalog.get("refcocog_umd_train")
     assert [a["texts"] for a in train["annotations"]] == [["a woman"]]
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("category_id", 12, "category outside COCO's 80 thing classes, id 12"),  # 12 is not a COCO id
+    ("ann_id", 999, "annotation id 101"),  # ref 11 still points to 101
+    ("image_id", 7, "image id 1"),  # refs 10 and 11 still point to image 1
+])
+def test_refcocog_dangling_reference_names_ref_and_file(tmp_path, field, value, message):
+    """A ref whose annotation, image or category is missing from instances.json: a ValueError that
+    names the file and the ref, not a bare KeyError."""
+    write_refcocog(str(tmp_path))
+    instances_path = os.path.join(str(tmp_path), "refcocog", "instances.json")
+    with open(instances_path) as f:
+        instances = json.load(f)
+    if field == "category_id":
+        instances["annotations"][1]["category_id"] = value  # ann 101, ref 11's object
+    elif field == "ann_id":
+        instances["annotations"][1]["id"] = value
+    else:
+        instances["images"][0]["id"] = value  # image 1 (refs 10 and 11) is gone
+    write_json(instances_path, instances)
+    register_refcoco(str(tmp_path))
+    with pytest.raises(ValueError, match="instances.json: ref 1[01] points to") as error:
+        DatasetCatalog.get("refcocog_umd_val")
+    assert message in str(error.value)

@@ -58,15 +58,22 @@ def load_coco_unified_panoptic(root: str, split: str) -> List[dict]:
 
 
 def load_coco_unified_instance(root: str, split: str) -> List[dict]:
-    """COCO instances ``split`` under ``root`` with contiguous (0..79) category ids."""
+    """COCO instances ``split`` under ``root`` with contiguous (0..79) category ids.
+
+    As in :func:`coco_annotation`, an id outside COCO's 80 thing classes becomes None with the
+    json's id in ``unknown_category_id`` (annotation ids are kept), so the data checks name the
+    file and annotation instead of a bare KeyError."""
     images, _, _, instances_json = (os.path.join(root, p) for p in COCO_SPLITS[split])
     require_file(instances_json)
     require_dir(images)
     id_map = _get_builtin_metadata("coco")["thing_dataset_id_to_contiguous_id"]
-    records = load_coco_json(instances_json, images)
+    records = load_coco_json(instances_json, images, extra_annotation_keys=["id"])
     for record in records:
         for ann in record["annotations"]:
-            ann["category_id"] = id_map[ann["category_id"]]
+            json_id = ann["category_id"]
+            ann["category_id"] = id_map.get(json_id)
+            if ann["category_id"] is None:
+                ann["unknown_category_id"] = json_id
             ann["has_box"] = True
     return records
 

@@ -50,14 +50,26 @@ def load_refs(path: str) -> List[dict]:
         raise ValueError(f"{path}: not a RefCOCO refs file: {e}") from None
 
 
-def ref_annotation(ref: dict, ann: dict, id_map: Dict[int, int]) -> dict:
+def lookup(table: Dict[int, dict], key: int, what: str, ref: dict, path: str):
+    """``table[key]``, or a ValueError naming the ref and the file that lacks ``what`` ``key``
+    (refs and instances.json of different releases, or a truncated download)."""
+    try:
+        return table[key]
+    except KeyError:
+        raise ValueError(f"{path}: ref {ref.get('ref_id')!r} points to {what} {key!r}, "
+                         "which is not there") from None
+
+
+def ref_annotation(ref: dict, ann: dict, id_map: Dict[int, int], instances_path: str) -> dict:
     """The unified annotation of one ref: its COCO object plus all its sentences."""
     sentences = ref["sentences"]
+    category_id = lookup(id_map, ann["category_id"], "a category outside COCO's 80 thing classes, id",
+                         ref, instances_path)
     return {
         "bbox": [float(v) for v in ann["bbox"]],
         "bbox_mode": BoxMode.XYWH_ABS,
         "segmentation": ann["segmentation"],
-        "category_id": id_map[ann["category_id"]],
+        "category_id": category_id,
         "has_box": True,
         "iscrowd": int(ann.get("iscrowd", 0)),
         "texts": [s["sent"] for s in sentences],
@@ -71,8 +83,9 @@ def load_refcoco(root: str, dataset: str, split_by: str, split: str) -> List[dic
     """Records of ``dataset`` (``refcoco``, ``refcoco+``, ``refcocog``) split ``split`` of the
     ``split_by`` partition (``unc``, ``umd``, ``google``), under ``root``."""
     folder = os.path.join(root, dataset)
+    instances_path = os.path.join(folder, "instances.json")
     refs = load_refs(os.path.join(folder, f"refs({split_by}).p"))
-    instances = load_json(os.path.join(folder, "instances.json"))
+    instances = load_json(instances_path)
     image_root = require_dir(os.path.join(root, COCO_TRAIN2014))
     anns = {a["id"]: a for a in instances["annotations"]}
     images = {i["id"]: i for i in instances["images"]}
@@ -80,10 +93,11 @@ def load_refcoco(root: str, dataset: str, split_by: str, split: str) -> List[dic
     per_image = defaultdict(list)
     for ref in refs:
         if ref["split"] == split:
-            per_image[ref["image_id"]].append(ref_annotation(ref, anns[ref["ann_id"]], id_map))
+            ann = lookup(anns, ref["ann_id"], "annotation id", ref, instances_path)
+            per_image[ref["image_id"]].append(ref_annotation(ref, ann, id_map, instances_path))
     records = []
     for image_id in sorted(per_image):
-        image = images[image_id]
+        image = lookup(images, image_id, "image id", per_image[image_id][0], instances_path)
         records.append(
             {
                 "file_name": os.path.join(image_root, image["file_name"]),
