@@ -1,4 +1,5 @@
 """Reading results back (mqformer_d2.evaluation.report) and the main job's output-folder rule."""
+import argparse
 import json
 import math
 
@@ -12,6 +13,7 @@ from mqformer_d2.evaluation.report import (
     shapes_summary_table,
     stuff_miou,
 )
+from mqformer_d2.evaluation.seeds import seed_list, seed_spread, seeds_table
 
 RESULTS = {
     "mqformer_shapes_val_instance": {"segm": {"AP": 41.25}},
@@ -69,21 +71,26 @@ def test_main_job_passes_cpu_only_without_a_gpu():
     assert train_shapes.device_arguments(gpu_available=True) == ([], ["MODEL.DEVICE", "cuda"])
 
 
-def test_ablation_table_has_a_row_per_variant():
-    query_ablation = load_script("tools/query_ablation.py")
+def test_seeds_table_has_a_row_per_variant():
     rows = {"learnable_only": [{"thing AP": 1.0, "PQ": None}], "mixed": [{"thing AP": 2.5, "PQ": 40.0}]}
-    table = query_ablation.ablation_table(rows).splitlines()
+    table = seeds_table(rows, "queries").splitlines()
     assert table[0] == "| queries | thing AP | PQ |" and table[1] == "|---|---|---|"
     assert table[2:] == ["| learnable_only | 1.0 | - |", "| mixed | 2.5 | 40.0 |"]
 
 
-def test_ablation_table_gives_mean_and_each_seed():
-    query_ablation = load_script("tools/query_ablation.py")
+def test_seeds_table_gives_mean_and_each_seed():
     rows = {"mixed": [{"thing AP": 11.5, "PQ": 40.0}, {"thing AP": 12.7, "PQ": None}]}
-    assert query_ablation.ablation_table(rows).splitlines()[2] == "| mixed | 12.1 (11.5 / 12.7) | - |"
-    spread = query_ablation.seed_spread(rows)["mixed"]
+    assert seeds_table(rows, "queries").splitlines()[2] == "| mixed | 12.1 (11.5 / 12.7) | - |"
+    spread = seed_spread(rows)["mixed"]
     assert set(spread) == {"thing AP"}  # a column with a missing seed has no spread
     assert spread["thing AP"]["mean"] == pytest.approx(12.1) and spread["thing AP"]["range"] == pytest.approx(1.2)
+
+
+def test_seed_list_refuses_repeats_and_non_integers():
+    assert seed_list("42,43") == [42, 43]
+    for bad in ("42,42", "42;43", "a"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            seed_list(bad)
 
 
 def test_ablation_trains_every_variant_once_per_seed_first_seed_first():

@@ -72,3 +72,55 @@ def test_the_whole_experiment_on_a_tiny_benchmark(experiment, tiny_shapes, tmp_p
     assert all(f"| {variant} |" in table for variant in experiment.VARIANTS)
     assert "Synthetic masks against the hidden ground truth: mIoU" in table
     assert (output / "synthetic_data_curves.png").stat().st_size > 0
+
+
+def fake_seed_experiment(experiment, seed_dir, instance_ap, miou):
+    """A finished single-seed experiment folder: synthetic_data.json and each variant's metrics."""
+    results = {v: {"mqformer_shapes_val_instance": {"segm": {"AP": instance_ap + i}}}
+               for i, v in enumerate(experiment.VARIANTS)}
+    os.makedirs(seed_dir)
+    with open(os.path.join(seed_dir, "synthetic_data.json"), "w") as f:
+        scores = {"miou": miou, "miou_all": miou / 2, "kept": 3, "total": 4}
+        json.dump({"results": results, "synthetic_masks": scores}, f)
+    for variant in experiment.VARIANTS:
+        os.makedirs(os.path.join(seed_dir, variant))
+        with open(os.path.join(seed_dir, variant, "metrics.json"), "w") as f:
+            f.write(json.dumps({"iteration": 19, "total_loss": 3.0}) + "\n")
+
+
+def test_seeds_combine_into_means_and_per_seed_values(experiment, tmp_path):
+    fake_seed_experiment(experiment, str(tmp_path / "seed_42"), 10.0, 0.8)
+    fake_seed_experiment(experiment, str(tmp_path / "seed_43"), 12.0, 0.9)
+    args = ["--combine-only", "--seeds", "42,43", "--output-dir", str(tmp_path)]
+    assert experiment.main(args) == 0
+    table = (tmp_path / "synthetic_data.md").read_text().splitlines()
+    assert table[0].startswith("| training data | instance mask AP | semantic mIoU |")
+    assert table[2].startswith("| a_without_hidden | 11.0 (10.0 / 12.0) | - |")
+    assert table[5].startswith("| d_real_masks_synthetic_captions | 14.0 (13.0 / 15.0) |")
+    assert "Synthetic masks (seed 43's teacher) against the hidden ground truth: mIoU 90.0" in table[-1]
+    combined = json.loads((tmp_path / "synthetic_data.json").read_text())
+    assert combined["spread over seeds"]["c_real_masks"]["instance mask AP"]["range"] == pytest.approx(2.0)
+    # A second combination never overwrites the first, and a missing seed is named.
+    with pytest.raises(FileExistsError, match="synthetic_data.md exists"):
+        experiment.main(args)
+    fake_seed_experiment(experiment, str(tmp_path / "partial" / "seed_42"), 10.0, 0.8)
+    with pytest.raises(FileNotFoundError, match="seed_44.*did not finish"):
+        experiment.main(["--combine-only", "--seeds", "42,44", "--output-dir", str(tmp_path / "partial")])
+
+
+def test_seeds_run_the_whole_experiment_once_per_seed(experiment, tmp_path, monkeypatch):
+    ran = []
+
+    def record(output_dir, args):
+        ran.append((os.path.relpath(output_dir, str(tmp_path)), args.opts))
+        fake_seed_experiment(experiment, os.path.join(output_dir, "inner"), 1.0, 0.5)
+        for name in ("synthetic_data.json", *experiment.VARIANTS):
+            os.replace(os.path.join(output_dir, "inner", name), os.path.join(output_dir, name))
+
+    monkeypatch.setattr(experiment, "run_experiment", record)
+    assert experiment.main(["--seeds", "7,8", "--output-dir", str(tmp_path / "out"), "TEST.X", "1"]) == 0
+    assert ran == [(os.path.join("out", "seed_7"), ["TEST.X", "1", "SEED", "7"]),
+                   (os.path.join("out", "seed_8"), ["TEST.X", "1", "SEED", "8"])]
+    assert "| a_without_hidden | 1.0 (1.0 / 1.0) |" in (tmp_path / "out" / "synthetic_data.md").read_text()
+    with pytest.raises(SystemExit):
+        experiment.parse_args(["--combine-only", "--seeds", "42,43"])  # which folder?

@@ -19,27 +19,17 @@ import json
 import logging
 import os
 import random
-import statistics
 import subprocess
 import sys
 import time
 from typing import Dict, List, Optional, Tuple
 
+from mqformer_d2.evaluation.seeds import seed_list, seed_spread, seeds_table
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = ("learnable_only", "conditional_only", "mixed")
 MATCHING_DATASET = "mqformer_shapes_val"  # things (with boxes) and stuff (without) in one split
 logger = logging.getLogger("query_ablation")
-
-
-def seed_list(text: str) -> List[int]:
-    """"42,43" -> [42, 43] (comma-separated, so that the config overrides can follow)."""
-    try:
-        seeds = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--seeds wants comma-separated integers, e.g. 42,43; got {text!r}") from None
-    if len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(f"--seeds {text!r} repeats a seed")
-    return seeds
 
 
 def parse_args(argv=None):
@@ -126,40 +116,6 @@ def variant_row(results: Dict, shares: Dict[str, float]) -> Dict[str, float]:
     }
 
 
-def format_cell(values: List[Optional[float]]) -> str:
-    """One seed: "12.5"; several: their mean, then each seed's value, "12.1 (11.5 / 12.7)"."""
-    if any(v is None for v in values):
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.1f}"
-    return f"{statistics.mean(values):.1f} (" + " / ".join(f"{v:.1f}" for v in values) + ")"
-
-
-def ablation_table(rows: Dict[str, List[Dict[str, Optional[float]]]]) -> str:
-    """Markdown table, one row per variant; `rows[variant]` holds one dict of columns per seed."""
-    columns = list(next(iter(rows.values()))[0])
-    lines = ["| queries | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for variant, per_seed in rows.items():
-        cells = [format_cell([row[c] for row in per_seed]) for c in columns]
-        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def seed_spread(rows: Dict[str, List[Dict[str, Optional[float]]]]) -> Dict[str, Dict[str, Dict[str, float]]]:
-    """Per variant and column: mean, min, max and (max - min) over the seeds (columns with a
-    missing value are left out)."""
-    spread = {}
-    for variant, per_seed in rows.items():
-        spread[variant] = {}
-        for column in per_seed[0]:
-            values = [row[column] for row in per_seed]
-            if any(v is None for v in values):
-                continue
-            spread[variant][column] = {"mean": statistics.mean(values), "min": min(values),
-                                       "max": max(values), "range": max(values) - min(values)}
-    return spread
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     from mqformer_d2.engine.run_dirs import claim_dir, claim_timestamped_dir
@@ -185,7 +141,7 @@ def main(argv=None) -> int:
         everything[variant]["config seed" if seed is None else f"seed {seed}"] = {"results": results, "shares": shares}
     for variant in args.variants:
         everything[variant]["spread over seeds"] = seed_spread({variant: rows[variant]})[variant]
-    table = ablation_table(rows)
+    table = seeds_table(rows, "queries")
     logger.info("query ablation:\n%s", table)
     with open(os.path.join(output_dir, "ablation.md"), "w") as f:
         f.write(table + "\n")

@@ -14,7 +14,7 @@ checkpoint trained on the rest, and compares the main job's recipe trained
 plus the synthetic masks' mIoU against the hidden ground truth.
 
     .venv/bin/python tools/synthetic_data_experiment.py [--hidden-fraction 0.5] [--split-seed 0]
-        [--config-file CFG] [--output-dir DIR] [KEY VALUE ...]
+        [--seeds 42,43] [--config-file CFG] [--output-dir DIR] [KEY VALUE ...]
 
 The split: a seeded random `--hidden-fraction` of the images of `mqformer_shapes_train` (the
 panoptic split, whose images the referring split shares). Every variant trains on the kept images'
@@ -25,6 +25,12 @@ the panoptic images. Everything else (model, schedule, seed) is the config's, i.
 Writes DIR/split.json, DIR/synthetic_masks.json, DIR/synthetic_captions.json, one training run per
 variant in DIR/<variant>/ (a `tools/train_shapes.py` run, in a process of its own), and the results:
 DIR/synthetic_data.md (table), DIR/synthetic_data.json and DIR/synthetic_data_curves.png.
+
+With `--seeds 42,43` the whole experiment runs once per training seed (SEED override; the teacher
+(a), hence the synthetic masks, change with it; the hidden images stay `--split-seed`'s) in
+DIR/seed_<N>/, and DIR/synthetic_data.md gives every cell as the mean over the seeds followed by
+each seed's value, e.g. "12.1 (11.5 / 12.7)". `--combine-only --seeds 42,43 --output-dir DIR`
+trains nothing and writes that table from finished DIR/seed_<N>/ experiments.
 """
 import argparse
 import json
@@ -35,6 +41,8 @@ import subprocess
 import sys
 import time
 from typing import Dict, List, Tuple
+
+from mqformer_d2.evaluation.seeds import seed_list, seed_spread, seeds_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOLS = os.path.join(ROOT, "tools")
@@ -65,12 +73,19 @@ def parse_args(argv=None):
     parser.add_argument("--hidden-fraction", type=float, default=0.5, help="share of the images whose masks are hidden")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the choice of hidden images")
     parser.add_argument("--config-file", default=DEFAULT_CONFIG, help="every variant's config (default: the main job's)")
+    parser.add_argument("--seeds", type=seed_list, default=None,
+                        help="comma-separated, e.g. 42,43: the whole experiment once per training seed, in "
+                             "DIR/seed_<N>/, then a table of means; default: once, with the config's SEED")
+    parser.add_argument("--combine-only", action="store_true",
+                        help="with --seeds and --output-dir: train nothing, combine the finished DIR/seed_<N>/")
     parser.add_argument("--output-dir", default=None, help="default: output/synthetic_data/run_<time>")
     parser.add_argument("--stage", default=None, help=argparse.SUPPRESS)  # internal: one step in its own process
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for every training run")
     args = parser.parse_args(argv)
     if not 0.0 < args.hidden_fraction < 1.0:
         parser.error(f"--hidden-fraction must be in (0, 1), got {args.hidden_fraction}")
+    if args.combine_only and not (args.seeds and args.output_dir):
+        parser.error("--combine-only needs --seeds and the --output-dir that holds seed_<N>/")
     return args
 
 
@@ -203,16 +218,18 @@ def variant_row(results: Dict) -> Dict[str, float]:
     }
 
 
-def results_table(rows: Dict[str, Dict[str, float]], mask_scores: Dict) -> str:
-    columns = list(next(iter(rows.values())))
-    lines = ["| training data | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for variant, row in rows.items():
-        lines.append(f"| {variant} | " + " | ".join("-" if row[c] is None else f"{row[c]:.1f}" for c in columns) + " |")
-    lines.append("")
-    lines.append(f"Synthetic masks against the hidden ground truth: mIoU {100 * mask_scores['miou']:.1f} over the "
-                 f"{mask_scores['kept']} of {mask_scores['total']} masks kept by the quality filter "
-                 f"({100 * mask_scores['miou_all']:.1f} counting dropped masks as 0).")
-    return "\n".join(lines)
+def mask_scores_line(mask_scores: Dict, seed=None) -> str:
+    """The synthetic masks' quality against the hidden ground truth, in words."""
+    which = "" if seed is None else f" (seed {seed}'s teacher)"
+    return (f"Synthetic masks{which} against the hidden ground truth: mIoU {100 * mask_scores['miou']:.1f} over "
+            f"the {mask_scores['kept']} of {mask_scores['total']} masks kept by the quality filter "
+            f"({100 * mask_scores['miou_all']:.1f} counting dropped masks as 0).")
+
+
+def results_table(rows: Dict[str, List[Dict[str, float]]], mask_lines: List[str]) -> str:
+    """Markdown table (one row per variant, `rows[variant]`: one dict of columns per seed), then the
+    synthetic masks' quality."""
+    return "\n".join([seeds_table(rows, "training data"), "", *mask_lines])
 
 
 def read_results(run_dir: str) -> Dict:
@@ -230,21 +247,15 @@ def prepare_output_dir(requested) -> str:
     return claim_timestamped_dir(os.path.join(ROOT, "output", "synthetic_data"), "run_")
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    if args.stage:
-        execute_stage(args)
-        return 0
-    output_dir = prepare_output_dir(args.output_dir)
-    from detectron2.utils.logger import setup_logger
-
-    import mqformer_d2  # noqa: F401
+def run_experiment(output_dir: str, args) -> None:
+    """The whole experiment in `output_dir` (claimed) with the config overrides `args.opts`:
+    split, captions, the four trainings, mask synthesis; writes the table, json and curves."""
     from mqformer_d2.evaluation.report import plot_training_curves, read_metrics
     from mqformer_d2.synthetic import synthesize_captions, synthetic_image_root, synthetic_mask_iou
 
-    setup_logger(output_dir, name="synthetic_data_experiment")
     split = write_split(output_dir, args.hidden_fraction, args.split_seed)
-    logger.info("hiding the masks of %d of %d images of %s", len(split["hidden_image_ids"]), split["num_images"], PANOPTIC)
+    logger.info("%s: hiding the masks of %d of %d images of %s", output_dir, len(split["hidden_image_ids"]),
+                split["num_images"], PANOPTIC)
     register_experiment_datasets(output_dir)
     synthesize_captions(HIDDEN, os.path.join(output_dir, CAPTIONS_FILE))
     timings = {}
@@ -258,7 +269,7 @@ def main(argv=None) -> int:
             mask_scores = synthetic_mask_iou(masks_file, synthetic_image_root(masks_file), HIDDEN)
             logger.info("synthetic masks vs hidden ground truth: %s", mask_scores)
     results = {v: read_results(os.path.join(output_dir, v)) for v in VARIANTS}
-    table = results_table({v: variant_row(r) for v, r in results.items()}, mask_scores)
+    table = results_table({v: [variant_row(r)] for v, r in results.items()}, [mask_scores_line(mask_scores)])
     logger.info("synthetic data experiment:\n%s", table)
     with open(os.path.join(output_dir, "synthetic_data.md"), "w") as f:
         f.write(table + "\n")
@@ -268,6 +279,64 @@ def main(argv=None) -> int:
     curves = {v: read_metrics(os.path.join(output_dir, v, "metrics.json")) for v in VARIANTS}
     plot_training_curves(curves, os.path.join(output_dir, "synthetic_data_curves.png"))
     logger.info("synthetic_data.md, synthetic_data.json and synthetic_data_curves.png are in %s", output_dir)
+
+
+def combine_seeds(output_dir: str, seeds: List[int]) -> None:
+    """DIR/synthetic_data.{md,json} and DIR/synthetic_data_curves.png from the finished
+    DIR/seed_<N>/ experiments: mean and per-seed value of every cell, and the spread."""
+    from mqformer_d2.evaluation.report import plot_training_curves, read_metrics
+
+    per_seed, curves = {}, {}
+    for seed in seeds:
+        seed_dir = os.path.join(output_dir, f"seed_{seed}")
+        path = os.path.join(seed_dir, "synthetic_data.json")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path} is missing: the seed-{seed} experiment did not finish")
+        with open(path) as f:
+            per_seed[seed] = json.load(f)
+        for variant in VARIANTS:
+            curves[f"{variant} seed {seed}"] = read_metrics(os.path.join(seed_dir, variant, "metrics.json"))
+    rows = {v: [variant_row(per_seed[s]["results"][v]) for s in seeds] for v in VARIANTS}
+    table = results_table(rows, [mask_scores_line(per_seed[s]["synthetic_masks"], s) for s in seeds])
+    logger.info("synthetic data experiment over seeds %s:\n%s", seeds, table)
+    outputs = [os.path.join(output_dir, name) for name in
+               ("synthetic_data.md", "synthetic_data.json", "synthetic_data_curves.png")]
+    for path in outputs:
+        if os.path.exists(path):
+            raise FileExistsError(f"{path} exists; a combination never overwrites an earlier one")
+    with open(outputs[0], "w") as f:
+        f.write(table + "\n")
+    with open(outputs[1], "w") as f:
+        masks = {str(s): per_seed[s]["synthetic_masks"] for s in seeds}
+        json.dump({"seeds": seeds, "rows": rows, "spread over seeds": seed_spread(rows), "synthetic_masks": masks},
+                  f, indent=2, sort_keys=True)
+    plot_training_curves(curves, outputs[2], losses=("total_loss",))
+    logger.info("synthetic_data.md, synthetic_data.json and synthetic_data_curves.png are in %s", output_dir)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.stage:
+        execute_stage(args)
+        return 0
+    from detectron2.utils.logger import setup_logger
+
+    import mqformer_d2  # noqa: F401
+    from mqformer_d2.engine.run_dirs import claim_dir
+
+    output_dir = args.output_dir if args.combine_only else prepare_output_dir(args.output_dir)
+    setup_logger(output_dir, name="synthetic_data_experiment")
+    if args.combine_only:
+        combine_seeds(output_dir, args.seeds)
+        return 0
+    if not args.seeds:
+        run_experiment(output_dir, args)
+        return 0
+    for seed in args.seeds:
+        seed_args = argparse.Namespace(**vars(args))
+        seed_args.opts = [*args.opts, "SEED", str(seed)]
+        run_experiment(claim_dir(os.path.join(output_dir, f"seed_{seed}")), seed_args)
+    combine_seeds(output_dir, args.seeds)
     return 0
 
 
