@@ -120,9 +120,9 @@ def test_refcocog_umd(tmp_path):
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("category_id", 12, "category outside COCO's 80 thing classes, id 12"),  # 12 is not a COCO id
-    ("ann_id", 999, "annotation id 101"),  # ref 11 still points to 101
-    ("image_id", 7, "image id 1"),  # refs 10 and 11 still point to image 1
+    ("category_id", 12, "no COCO thing category (of the 80) with id 12"),  # 12 is not a COCO id
+    ("ann_id", 999, "no annotation with id 101"),  # ref 11 still points to 101
+    ("image_id", 7, "no image with id 1"),  # refs 10 and 11 still point to image 1
 ])
 def test_refcocog_dangling_reference_names_ref_and_file(tmp_path, field, value, message):
     """A ref whose annotation, image or category is missing from instances.json: a ValueError that
@@ -139,6 +139,6 @@ def test_refcocog_dangling_reference_names_ref_and_file(tmp_path, field, value, 
         instances["images"][0]["id"] = value  # image 1 (refs 10 and 11) is gone
     write_json(instances_path, instances)
     register_refcoco(str(tmp_path))
-    with pytest.raises(ValueError, match="instances.json: ref 1[01] points to") as error:
+    with pytest.raises(ValueError, match="instances.json: ref 1[01]: no ") as error:
         DatasetCatalog.get("refcocog_umd_val")
     assert message in str(error.value)

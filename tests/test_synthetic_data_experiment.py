@@ -106,6 +106,9 @@ def test_seeds_combine_into_means_and_per_seed_values(experiment, tmp_path):
     fake_seed_experiment(experiment, str(tmp_path / "partial" / "seed_42"), 10.0, 0.8)
     with pytest.raises(FileNotFoundError, match="seed_44.*did not finish"):
         experiment.main(["--combine-only", "--seeds", "42,44", "--output-dir", str(tmp_path / "partial")])
+    with pytest.raises(FileNotFoundError, match="does not exist: nothing to combine"):
+        experiment.main(["--combine-only", "--seeds", "42,43", "--output-dir", str(tmp_path / "absent")])
+    assert not (tmp_path / "absent").exists()  # no folder (nor log) made for a mistyped path
 
 
 def test_seeds_run_the_whole_experiment_once_per_seed(experiment, tmp_path, monkeypatch):

@@ -324,6 +324,8 @@ def main(argv=None) -> int:
     import mqformer_d2  # noqa: F401
     from mqformer_d2.engine.run_dirs import claim_dir
 
+    if args.combine_only and not os.path.isdir(args.output_dir):
+        raise FileNotFoundError(f"--output-dir {args.output_dir} does not exist: nothing to combine")
     output_dir = args.output_dir if args.combine_only else prepare_output_dir(args.output_dir)
     setup_logger(output_dir, name="synthetic_data_experiment")
     if args.combine_only:

@@ -16,7 +16,7 @@ sentence only (X-Decoder's protocol).
 """
 import os
 from collections import defaultdict
-from typing import Dict, List
+from typing import Any, Dict, List
 
 from detectron2.data.datasets.builtin_meta import _get_builtin_metadata
 from detectron2.structures import BoxMode
@@ -50,21 +50,19 @@ def load_refs(path: str) -> List[dict]:
         raise ValueError(f"{path}: not a RefCOCO refs file: {e}") from None
 
 
-def lookup(table: Dict[int, dict], key: int, what: str, ref: dict, path: str):
-    """``table[key]``, or a ValueError naming the ref and the file that lacks ``what`` ``key``
+def lookup(table: Dict[int, Any], key: int, what: str, ref: dict, path: str):
+    """``table[key]``, or a ValueError naming the file, the ref and the missing ``what`` ``key``
     (refs and instances.json of different releases, or a truncated download)."""
     try:
         return table[key]
     except KeyError:
-        raise ValueError(f"{path}: ref {ref.get('ref_id')!r} points to {what} {key!r}, "
-                         "which is not there") from None
+        raise ValueError(f"{path}: ref {ref.get('ref_id')!r}: no {what} {key!r}") from None
 
 
 def ref_annotation(ref: dict, ann: dict, id_map: Dict[int, int], instances_path: str) -> dict:
     """The unified annotation of one ref: its COCO object plus all its sentences."""
     sentences = ref["sentences"]
-    category_id = lookup(id_map, ann["category_id"], "a category outside COCO's 80 thing classes, id",
-                         ref, instances_path)
+    category_id = lookup(id_map, ann["category_id"], "COCO thing category (of the 80) with id", ref, instances_path)
     return {
         "bbox": [float(v) for v in ann["bbox"]],
         "bbox_mode": BoxMode.XYWH_ABS,
@@ -93,11 +91,11 @@ def load_refcoco(root: str, dataset: str, split_by: str, split: str) -> List[dic
     per_image = defaultdict(list)
     for ref in refs:
         if ref["split"] == split:
-            ann = lookup(anns, ref["ann_id"], "annotation id", ref, instances_path)
+            ann = lookup(anns, ref["ann_id"], "annotation with id", ref, instances_path)
             per_image[ref["image_id"]].append(ref_annotation(ref, ann, id_map, instances_path))
     records = []
     for image_id in sorted(per_image):
-        image = lookup(images, image_id, "image id", per_image[image_id][0], instances_path)
+        image = lookup(images, image_id, "image with id", per_image[image_id][0], instances_path)
         records.append(
             {
                 "file_name": os.path.join(image_root, image["file_name"]),
