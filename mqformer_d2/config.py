@@ -31,6 +31,7 @@ def add_mqformer_config(cfg: CN) -> CN:
     _add_decoder_config(mq)
     _add_denoising_config(mq)
     _add_loss_config(mq)
+    _add_region_classifier_config(mq)
     _add_test_config(mq)
     return cfg
 
@@ -137,6 +138,22 @@ def _add_loss_config(mq: CN) -> None:
     mq.LOSS.IMPORTANCE_SAMPLE_RATIO = 0.75
 
 
+def _add_region_classifier_config(mq: CN) -> None:
+    mq.REGION_CLASSIFIER = CN()
+    # A second class head that names regions from the stride-4 mask features pooled under them
+    # (decoder/region_classifier.py): trained on every ground-truth object of the batch, fused with
+    # the queries' own class probabilities at inference. "" = off; "mask_mean" (FC-CLIP's mask
+    # pooling) or "box_grid" (a RoIAlign grid under the box).
+    mq.REGION_CLASSIFIER.POOLING = ""
+    # Side S of the "box_grid" RoIAlign grid.
+    mq.REGION_CLASSIFIER.GRID_SIZE = 4
+    # Weight of its cross-entropy loss (loss_region_ce).
+    mq.REGION_CLASSIFIER.LOSS_WEIGHT = 1.0
+    # Inference: p = p_query^(1 - w) * p_region^w (FC-CLIP's geometric ensemble); 0 = the queries'
+    # own class probabilities.
+    mq.REGION_CLASSIFIER.TEST_WEIGHT = 0.5
+
+
 def _add_test_config(mq: CN) -> None:
     mq.TEST = CN()
     # Outputs when an input dict has no "task": one of instance, detection, semantic, panoptic,
@@ -150,6 +167,9 @@ def _add_test_config(mq: CN) -> None:
     # of its mask survives the overlap resolution.
     mq.TEST.OBJECT_MASK_THRESHOLD = 0.25
     mq.TEST.OVERLAP_THRESHOLD = 0.8
+    # Semantic and panoptic inference: > 0 replaces each query's sigmoid class probabilities p by
+    # softmax(p / T) over the texts (Mask DINO's PANO_TRANSFORM_EVAL, T = 0.06); 0 = off.
+    mq.TEST.CLASS_TEMPERATURE = 0.0
 
 
 def _add_data_config(cfg: CN) -> None:

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from ..criterion import SetCriterion
 from ..decoder import build_decoder
+from ..decoder.region_classifier import RegionClassifier, build_region_classifier
 from ..denoising import DenoisingQueries, build_denoising_queries
 from ..matcher import HungarianMatcher
 from ..pixel_decoder import PixelDecoderOutput, build_pixel_decoder
@@ -58,8 +59,10 @@ class MQFormer(nn.Module):
         test_task: outputs for inputs without a "task" key (a key of TASK_OUTPUTS).
         test_vocabulary: default inference vocabulary ([] = the test dataset's text_prompts).
         test_dataset: dataset whose metadata gives the fallback vocabulary and thing classes.
-        max_detections, instance_score_threshold, object_mask_threshold, overlap_threshold:
-            post-processing settings (see `postprocessing`).
+        max_detections, instance_score_threshold, object_mask_threshold, overlap_threshold,
+            class_temperature: post-processing settings (see `postprocessing`).
+        region_classifier: optional second class head on pooled mask features (trained beside the
+            criterion, fused with the queries' class logits at inference).
     """
 
     @configurable
@@ -68,7 +71,8 @@ class MQFormer(nn.Module):
                  pixel_std: Sequence[float], size_divisibility: int, denoising: Optional[Dict],
                  test_task: str = "all", test_vocabulary: Sequence[str] = (), test_dataset: str = "",
                  max_detections: int = 100, instance_score_threshold: float = 0.0,
-                 object_mask_threshold: float = 0.25, overlap_threshold: float = 0.8):
+                 object_mask_threshold: float = 0.25, overlap_threshold: float = 0.8,
+                 class_temperature: float = 0.0, region_classifier: Optional[RegionClassifier] = None):
         super().__init__()
         if test_task not in TASK_OUTPUTS:
             raise ValueError(f"MODEL.MQFORMER.TEST.TASK: {test_task!r} is not one of {sorted(TASK_OUTPUTS)}")
@@ -88,6 +92,8 @@ class MQFormer(nn.Module):
         self.instance_score_threshold = instance_score_threshold
         self.object_mask_threshold = object_mask_threshold
         self.overlap_threshold = overlap_threshold
+        self.class_temperature = class_temperature
+        self.region_classifier = region_classifier
 
     @classmethod
     def from_config(cls, cfg) -> Dict:
@@ -116,6 +122,8 @@ class MQFormer(nn.Module):
             "instance_score_threshold": mq.TEST.INSTANCE_SCORE_THRESHOLD,
             "object_mask_threshold": mq.TEST.OBJECT_MASK_THRESHOLD,
             "overlap_threshold": mq.TEST.OVERLAP_THRESHOLD,
+            "class_temperature": mq.TEST.CLASS_TEMPERATURE,
+            "region_classifier": build_region_classifier(cfg),
         }
 
     @property
@@ -149,12 +157,19 @@ class MQFormer(nn.Module):
         outputs = self.decoder(encoded.pixel, encoded.text, denoising)
         if denoising is not None:
             outputs["dn_meta"] = denoising.meta
-        return self.criterion(outputs, targets, encoded.text)
+        losses = self.criterion(outputs, targets, encoded.text)
+        if self.region_classifier is not None:
+            losses.update(self.region_classifier.loss(encoded.pixel.mask_features, encoded.pixel.mask_valid_ratio,
+                                                      targets, encoded.text))
+        return losses
 
     def inference(self, batched_inputs: List[Dict]) -> List[Dict]:
         """Per image, the outputs of its task at its original size (see `forward`)."""
         encoded = self.encode(batched_inputs)
         outputs = self.decoder(encoded.pixel, encoded.text)
+        if self.region_classifier is not None and self.region_classifier.test_weight > 0:
+            outputs["pred_logits"] = self.region_classifier.fuse(
+                outputs, encoded.pixel.mask_features, encoded.pixel.mask_valid_ratio, encoded.text)
         return self.postprocess(outputs, batched_inputs, encoded.images, encoded.text)
 
     def encode(self, batched_inputs: List[Dict], vocabularies: Optional[Sequence[Sequence[str]]] = None,
@@ -263,11 +278,11 @@ class MQFormer(nn.Module):
                 logits, masks, boxes, resize, self.max_detections, self.instance_score_threshold
             )
         if "sem_seg" in wanted:
-            result["sem_seg"] = post.semantic_inference(logits, masks, resize)
+            result["sem_seg"] = post.semantic_inference(logits, masks, resize, self.class_temperature)
         if "panoptic_seg" in wanted:
             result["panoptic_seg"] = post.panoptic_inference(
                 logits, masks, resize, self._is_thing(vocabulary, dataset), self.object_mask_threshold,
-                self.overlap_threshold,
+                self.overlap_threshold, self.class_temperature,
             )
         if "referring" in wanted:
             result["referring"] = post.referring_inference(logits, masks, vocabulary, resize)
