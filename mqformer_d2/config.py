@@ -107,6 +107,12 @@ def _add_decoder_config(mq: CN) -> None:
     # to the query in every layer after deformable cross-attention (`decoder/box_readout.py`): the
     # outline inside the box, which a few deformable sampling points miss. 0 = off (Mask DINO).
     mq.DECODER.BOX_READOUT_SIZE = 0
+    # Class logits = scale * similarity(query, text) + bias (decoder/prediction_heads.py):
+    # "cosine" (unit vectors) or "dot" (GLIP's unnormalised product / sqrt(HIDDEN_DIM)).
+    mq.DECODER.CLASS_SIMILARITY = "cosine"
+    # 0 = the scale is learned (from 1 / 0.07 for cosine, 1 for dot); > 0 = fixed at this value
+    # (Detic: 50 for cosine).
+    mq.DECODER.CLASS_LOGIT_SCALE = 0.0
 
 
 def _add_denoising_config(mq: CN) -> None:
@@ -119,6 +125,10 @@ def _add_denoising_config(mq: CN) -> None:
     mq.DENOISING.LABEL_NOISE_RATIO = 0.2
     # Box noise: shifts and scales up to this fraction of the box size.
     mq.DENOISING.BOX_NOISE_SCALE = 0.4
+    # Map the (label-noised) text embedding through Linear + LayerNorm before it becomes a
+    # denoising query's content, so it starts at the scale of the other queries' normalised
+    # content (OpenSeeD embeds its labels first); False = the projected text embedding as it is.
+    mq.DENOISING.CONTENT_PROJECTION = False
 
 
 def _add_loss_config(mq: CN) -> None:

@@ -148,3 +148,33 @@ def test_pretrained_backbone_recipe_on_random_weights_is_warned_about_by_key():
     # With weights to start from, the pretrained recipe is right: nothing to say.
     pretrained = build_config(TINY_CONFIG, ["SOLVER.BACKBONE_MULTIPLIER", 0.1, "MODEL.WEIGHTS", "r18.pkl"])
     assert from_scratch_recipe_problems(pretrained) == []
+
+
+def test_linear_schedule_decays_to_the_end_value_after_warm_up():
+    from mqformer_d2.engine.optimizer import build_lr_scheduler
+
+    cfg = config("SOLVER.LR_SCHEDULER_NAME", "WarmupLinearLR", "SOLVER.MAX_ITER", 100, "SOLVER.WARMUP_ITERS", 10,
+                 "SOLVER.WARMUP_FACTOR", 0.1, "SOLVER.BASE_LR_END", 0.0)
+    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=BASE_LR)
+    scheduler = build_lr_scheduler(cfg, optimizer)
+    rates = []
+    for _ in range(100):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates[0] == pytest.approx(0.1 * BASE_LR)
+    assert rates[50] == pytest.approx(0.5 * BASE_LR)  # past the warm-up: 1 - 50 / 100
+    assert rates[99] == pytest.approx(0.01 * BASE_LR)
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:]))
+    with pytest.raises(ValueError, match="BASE_LR_END"):
+        build_lr_scheduler(config("SOLVER.LR_SCHEDULER_NAME", "WarmupLinearLR", "SOLVER.BASE_LR_END", 1.0), optimizer)
+
+
+def test_detectron2_schedules_still_build():
+    from detectron2.solver.lr_scheduler import LRMultiplier
+
+    from mqformer_d2.engine.optimizer import build_lr_scheduler
+
+    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=BASE_LR)
+    assert isinstance(build_lr_scheduler(config("SOLVER.LR_SCHEDULER_NAME", "WarmupCosineLR"), optimizer), LRMultiplier)
+    assert isinstance(MQFormerTrainer.build_lr_scheduler(config(), optimizer), LRMultiplier)

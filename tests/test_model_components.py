@@ -101,11 +101,11 @@ def test_pixel_decoder_names_missing_feature():
         _pixel_decoder(shapes)
 
 
-def _decoder(num_learnable=3, num_conditional=5, layers=2):
+def _decoder(num_learnable=3, num_conditional=5, layers=2, **options):
     return MixedQueryDecoder(
         hidden_dim=DIM, num_learnable=num_learnable, num_conditional=num_conditional, num_layers=layers,
         num_heads=4, num_points=2, num_levels=4, dim_feedforward=64, dropout=0.0,
-        mask_enhanced_anchors=True, initial_prediction=True,
+        mask_enhanced_anchors=True, initial_prediction=True, **options,
     )
 
 
@@ -141,6 +141,9 @@ def test_decoder_output_shapes(num_learnable, num_conditional):
     assert ("interm_outputs" in out) == (num_conditional > 0)
     if num_conditional:
         assert out["interm_outputs"]["pred_masks"].shape == (2, num_conditional, 16, 24)
+        centers = out["selected_token_centers"]
+        assert centers.shape == (2, num_conditional, 2) and ((centers > 0) & (centers < 1)).all()
+        assert "token_centers" not in out["interm_outputs"]  # the matcher sees predictions only
     # A direction of the dual cross-attention exists only when both query sets do.
     has_dual = decoder.layers[0].learnable_to_conditional is not None
     assert has_dual == (num_learnable > 0 and num_conditional > 0)
@@ -219,3 +222,42 @@ def test_swin_backbone_shapes():
         out = backbone(torch.randn(1, 3, 64, 96))
     for name, spec in shapes.items():
         assert out[name].shape == (1, spec.channels, 64 // spec.stride, 96 // spec.stride)
+
+
+def test_class_similarity_and_fixed_scale():
+    """"dot" is the unnormalised product / sqrt(C); a fixed scale is a constant, not a parameter."""
+    from mqformer_d2.modeling.decoder import TextSimilarityClassifier
+
+    torch.manual_seed(0)
+    queries, texts = torch.randn(1, 3, DIM), torch.randn(5, DIM)
+    dot = TextSimilarityClassifier(DIM, "dot")
+    expected = dot.query_projection(queries) @ texts.T / DIM ** 0.5 + dot.bias
+    torch.testing.assert_close(dot(queries, texts), expected)
+    fixed = TextSimilarityClassifier(DIM, "cosine", fixed_logit_scale=50.0)
+    assert "log_scale" not in dict(fixed.named_parameters()) and abs(float(fixed.logit_scale) - 50.0) < 1e-4
+    cosine = torch.nn.functional.normalize(fixed.query_projection(queries), dim=-1) @ \
+        torch.nn.functional.normalize(texts, dim=-1).T
+    torch.testing.assert_close(fixed(queries, texts), 50.0 * cosine + fixed.bias)
+    with pytest.raises(ValueError, match="similarity"):
+        TextSimilarityClassifier(DIM, "euclidean")
+
+
+def test_denoising_content_projection_maps_the_prefix_only():
+    """With CONTENT_PROJECTION the denoising content goes through Linear + LayerNorm (so it
+    reaches the decoder at norm ~sqrt(C)); the matching queries' outputs do not change."""
+    pixel, text = _decoder_inputs()
+    torch.manual_seed(1)
+    projected = _decoder(denoising_content_projection=True).eval()
+    assert projected.denoising_content is not None and _decoder().denoising_content is None
+    seen = {}
+    projected.layers[0].register_forward_pre_hook(lambda module, args: seen.update(queries=args[0]))
+
+    class Prefix:
+        content = torch.randn(2, 4, DIM) * 0.1
+        reference_boxes = torch.randn(2, 4, 4)
+        attn_mask = dn_attention_mask(2, 2, projected.num_queries, torch.device("cpu"))
+
+    with_prefix = projected(pixel, text, Prefix())
+    norms = seen["queries"][:, :4].norm(dim=-1)
+    assert torch.allclose(norms, torch.full_like(norms, DIM ** 0.5), rtol=0.05)
+    torch.testing.assert_close(with_prefix["pred_logits"], projected(pixel, text)["pred_logits"])

@@ -36,3 +36,37 @@ def test_panoptic_drops_a_query_that_owns_too_little():
     resize = post.ResizeSpec((1, 10), (1, 10), (1, 10))
     _, segments = post.panoptic_inference(class_logits, mask_logits, resize, [True, True], 0.5, 0.8)
     assert [s["category_id"] for s in segments] == [1]
+
+
+def test_class_temperature_sharpens_semantic_scores_over_several_texts():
+    """One query, two texts at sigmoid 0.30 and 0.25: T = 0.06 makes the first clearly win
+    (softmax(0.30 / 0.06, 0.25 / 0.06) = (0.70, 0.30)); T = 0 keeps the sigmoids."""
+    class_logits = torch.tensor([[logit(0.30), logit(0.25)]])
+    mask_logits = torch.zeros(1, 2, 2)  # mask probability 0.5 everywhere
+    resize = post.ResizeSpec((2, 2), (2, 2), (2, 2))
+    plain = post.semantic_inference(class_logits, mask_logits, resize)
+    sharp = post.semantic_inference(class_logits, mask_logits, resize, temperature=0.06)
+    assert torch.allclose(plain[:, 0, 0], torch.tensor([0.15, 0.125]))
+    expected = torch.softmax(torch.tensor([0.30, 0.25]) / 0.06, 0) * 0.5
+    assert torch.allclose(sharp[:, 0, 0], expected, atol=1e-5)
+
+
+def test_class_temperature_leaves_a_single_text_alone():
+    """With one text a softmax would make every query certain; the sigmoid stays."""
+    class_logits = torch.tensor([[logit(0.2)], [logit(0.9)]])
+    assert torch.allclose(post.sharpened_probabilities(class_logits, 0.06), class_logits.sigmoid())
+
+
+def test_panoptic_temperature_labels_by_softmax_but_thresholds_the_sigmoid():
+    """Query 0 scores 0.30 / 0.28: kept at threshold 0.25 by its sigmoid; its score becomes the
+    softmax's 0.58. Query 1 (0.2 / 0.1) stays below the threshold either way."""
+    class_logits = torch.tensor([[logit(0.30), logit(0.28)], [logit(0.2), logit(0.1)]])
+    mask_logits = torch.full((2, 1, 4), -9.0)
+    mask_logits[0, 0, :2] = 9.0
+    mask_logits[1, 0, 2:] = 9.0
+    resize = post.ResizeSpec((1, 4), (1, 4), (1, 4))
+    _, segments = post.panoptic_inference(class_logits, mask_logits, resize, [True, True], 0.25, 0.8,
+                                          temperature=0.06)
+    assert [s["category_id"] for s in segments] == [0]
+    expected = float(torch.softmax(torch.tensor([0.30, 0.28]) / 0.06, 0)[0])
+    assert abs(segments[0]["score"] - expected) < 1e-5

@@ -1,4 +1,5 @@
-"""The optimizer of MQ-Former's recipe: parameter groups, optimizer type, gradient clipping.
+"""The optimizer of MQ-Former's recipe: parameter groups, optimizer type, gradient clipping, and
+the learning-rate schedules (detectron2's, plus a linear decay).
 
 Parameter groups come from detectron2's `get_default_optimizer_params` (norm layers get
 SOLVER.WEIGHT_DECAY_NORM, the backbone's learning rate is scaled by SOLVER.BACKBONE_MULTIPLIER);
@@ -10,7 +11,10 @@ from typing import Any, Dict, List, Set, Type
 
 import torch
 from detectron2.solver import get_default_optimizer_params
+from detectron2.solver import build_lr_scheduler as detectron2_lr_scheduler
 from detectron2.solver.build import maybe_add_gradient_clipping, reduce_param_groups
+from detectron2.solver.lr_scheduler import LRMultiplier, WarmupParamScheduler
+from fvcore.common.param_scheduler import LinearParamScheduler
 from torch import nn
 
 logger = logging.getLogger(__name__)
@@ -103,3 +107,23 @@ def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
     optimizer = add_gradient_clipping(cfg, optimizer_type)(params, lr=solver.BASE_LR, **kwargs)
     logger.info("Optimizer %s with %d parameter groups", type(optimizer).__name__, len(params))
     return optimizer
+
+
+LINEAR_SCHEDULE = "WarmupLinearLR"
+
+
+def build_lr_scheduler(cfg, optimizer: torch.optim.Optimizer):
+    """detectron2's SOLVER.LR_SCHEDULER_NAME schedules, plus "WarmupLinearLR": after the warm-up,
+    a linear decay from BASE_LR to BASE_LR_END at MAX_ITER (the schedule that "Budgeted Training",
+    Li, Yumer and Ramanan, ICLR 2020, found best when the iteration budget is fixed)."""
+    solver = cfg.SOLVER
+    if solver.LR_SCHEDULER_NAME != LINEAR_SCHEDULE:
+        return detectron2_lr_scheduler(cfg, optimizer)
+    end_value = solver.BASE_LR_END / solver.BASE_LR
+    if not 0.0 <= end_value <= 1.0:
+        raise ValueError(f"SOLVER.BASE_LR_END ({solver.BASE_LR_END}) must lie in [0, SOLVER.BASE_LR]")
+    schedule = WarmupParamScheduler(
+        LinearParamScheduler(1.0, end_value), solver.WARMUP_FACTOR,
+        min(solver.WARMUP_ITERS / solver.MAX_ITER, 1.0), solver.WARMUP_METHOD, solver.RESCALE_INTERVAL,
+    )
+    return LRMultiplier(optimizer, multiplier=schedule, max_iter=solver.MAX_ITER)

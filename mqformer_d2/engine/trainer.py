@@ -6,7 +6,8 @@ Differences from DefaultTrainer:
 - test data: `UnifiedDatasetMapper(cfg, False)`; evaluators from `mqformer_d2.evaluation.build_evaluator`,
   chosen by each test dataset's metadata `evaluator_type`;
 - optimizer: `engine.optimizer.build_optimizer` (AdamW, backbone LR multiplier, no weight decay on
-  norms and embeddings, full-model gradient clipping);
+  norms and embeddings, full-model gradient clipping); learning-rate schedule:
+  `engine.optimizer.build_lr_scheduler` (detectron2's, plus "WarmupLinearLR");
 - DDP also on CPU (gloo), mixed precision in SOLVER.AMP.PRECISION, and `MQFormerCheckpointer`
   (loads bare backbone weights by name suffix).
 """
@@ -26,7 +27,7 @@ from ..data import UnifiedDatasetMapper, build_unified_train_loader, load_tagged
 from ..evaluation import build_evaluator, summarize_seginw_suites
 from ..modeling import MQFormerCheckpointer
 from .defaults import check_training_precision, warn_about_from_scratch_recipe
-from .optimizer import build_optimizer
+from .optimizer import build_lr_scheduler, build_optimizer
 from .resume import resume_checkpoint
 
 _AMP_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -110,6 +111,10 @@ class MQFormerTrainer(DefaultTrainer):
     @classmethod
     def build_optimizer(cls, cfg, model):
         return build_optimizer(cfg, model)
+
+    @classmethod
+    def build_lr_scheduler(cls, cfg, optimizer):
+        return build_lr_scheduler(cfg, optimizer)
 
     @classmethod
     def build_train_loader(cls, cfg):

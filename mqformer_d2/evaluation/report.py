@@ -70,10 +70,21 @@ def shapes_validation_keys() -> List[Tuple[str, str]]:
             for label, dataset, task, metric, _, _ in SHAPES_TABLE]
 
 
+# (title, [(line label, metrics.json key)]) of the training diagnostics (modeling/meta_arch/
+# training_diagnostics.py), drawn when a run logged them.
+DIAGNOSTIC_PANELS = [
+    ("selected tokens inside things (share)", [("selected_in_things", "diag/selected_in_things")]),
+    ("best proposal mask IoU per thing", [("best_proposal_iou", "diag/best_proposal_iou")]),
+    ("class logit scale and bias", [("scale", "diag/logit_scale"), ("bias", "diag/logit_bias")]),
+    ("cosine between thing names", [("mean", "diag/thing_name_cos_mean"), ("max", "diag/thing_name_cos_max")]),
+]
+
+
 def plot_training_curves(runs: Dict[str, List[dict]], path: str,
                          losses: Sequence[str] = ("total_loss", "loss_ce", "loss_mask", "loss_dice")) -> None:
-    """One PNG of small panels: the loss terms, then each of the main job's validation metrics,
-    over iterations, with one line per run (`runs`: name -> metrics.json records)."""
+    """One PNG of small panels: the loss terms, each of the main job's validation metrics and the
+    training diagnostics (when logged), over iterations, with one line per run (`runs`: name ->
+    metrics.json records)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -81,6 +92,8 @@ def plot_training_curves(runs: Dict[str, List[dict]], path: str,
 
     panels = [("training losses (final layer)", [(name, name) for name in losses])]
     panels += [(label, [(label, key)]) for label, key in shapes_validation_keys()]
+    panels += [(title, series) for title, series in DIAGNOSTIC_PANELS
+               if any(metric_series(metrics, key) for metrics in runs.values() for _, key in series)]
     columns = 3
     rows = -(-len(panels) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.2 * rows), squeeze=False)
@@ -92,7 +105,7 @@ def plot_training_curves(runs: Dict[str, List[dict]], path: str,
                     label = run if len(series) == 1 else (name if len(runs) == 1 else f"{run}: {name}")
                     axis.plot(*zip(*points), label=label, linewidth=1, marker="o" if len(points) < 10 else None)
         axis.set(title=title, xlabel="iteration")
-        if len(series) > 1:
+        if len(series) > 1 and title.startswith("training losses"):
             axis.set_yscale("log")
         if axis.lines:
             axis.legend(fontsize=7)

@@ -32,7 +32,9 @@ class MixedQueryDecoder(nn.Module):
     @configurable
     def __init__(self, *, hidden_dim: int, num_learnable: int, num_conditional: int, num_layers: int,
                  num_heads: int, num_points: int, num_levels: int, dim_feedforward: int, dropout: float,
-                 mask_enhanced_anchors: bool, initial_prediction: bool, box_readout_size: int = 0):
+                 mask_enhanced_anchors: bool, initial_prediction: bool, box_readout_size: int = 0,
+                 class_similarity: str = "cosine", class_logit_scale: float = 0.0,
+                 denoising_content_projection: bool = False):
         super().__init__()
         if num_learnable < 0 or num_conditional < 0 or num_learnable + num_conditional == 0:
             raise ValueError(
@@ -42,7 +44,12 @@ class MixedQueryDecoder(nn.Module):
         self.num_learnable = num_learnable
         self.num_conditional = num_conditional
         self.initial_prediction = initial_prediction
-        self.heads = PredictionHeads(hidden_dim)
+        self.heads = PredictionHeads(hidden_dim, class_similarity, class_logit_scale)
+        # Denoising content (a projected text embedding, norm ~1) mapped to the scale of the
+        # normalised query content (norm ~sqrt(C)) before the first layer mixes them.
+        self.denoising_content = nn.Sequential(
+            nn.Linear(hidden_dim, hidden_dim), nn.LayerNorm(hidden_dim)
+        ) if denoising_content_projection else None
         if num_learnable > 0:
             self.learnable_content = nn.Embedding(num_learnable, hidden_dim)
             self.learnable_anchors = nn.Embedding(num_learnable, 4)
@@ -74,7 +81,8 @@ class MixedQueryDecoder(nn.Module):
 
     @classmethod
     def from_config(cls, cfg) -> Dict:
-        """Reads MODEL.MQFORMER.DECODER, HIDDEN_DIM and the pixel decoder's level count."""
+        """Reads MODEL.MQFORMER.DECODER, HIDDEN_DIM, the pixel decoder's level count and
+        DENOISING.CONTENT_PROJECTION."""
         dec = cfg.MODEL.MQFORMER.DECODER
         pd = cfg.MODEL.MQFORMER.PIXEL_DECODER
         return {
@@ -90,6 +98,9 @@ class MixedQueryDecoder(nn.Module):
             "mask_enhanced_anchors": dec.MASK_ENHANCED_ANCHORS,
             "initial_prediction": dec.INITIAL_PREDICTION,
             "box_readout_size": dec.BOX_READOUT_SIZE,
+            "class_similarity": dec.CLASS_SIMILARITY,
+            "class_logit_scale": dec.CLASS_LOGIT_SCALE,
+            "denoising_content_projection": cfg.MODEL.MQFORMER.DENOISING.CONTENT_PROJECTION,
         }
 
     @property
@@ -97,7 +108,8 @@ class MixedQueryDecoder(nn.Module):
         return self.num_learnable + self.num_conditional
 
     def initial_queries(self, pixel: PixelDecoderOutput, text: TextBatch):
-        """Content (B, N, C), unsigmoided anchors (B, N, 4) and the two-stage proposals (or None)."""
+        """Content (B, N, C), unsigmoided anchors (B, N, 4) and the two-stage proposals (or None;
+        with "token_centers" (B, N_c, 2) of the selected tokens besides their predictions)."""
         batch = pixel.memory.shape[0]
         contents, anchors, proposals = [], [], None
         if self.num_learnable > 0:
@@ -107,7 +119,7 @@ class MixedQueryDecoder(nn.Module):
             selected = self.selector(pixel, self.heads, text)
             contents.append(selected.content)
             anchors.append(selected.anchors)
-            proposals = selected.proposals
+            proposals = dict(selected.proposals, token_centers=selected.token_centers)
         return torch.cat(contents, 1), torch.cat(anchors, 1), proposals
 
     def forward(self, pixel: PixelDecoderOutput, text: TextBatch, denoising=None) -> Dict:
@@ -123,20 +135,23 @@ class MixedQueryDecoder(nn.Module):
 
         Returns:
             dict with pred_logits (B, N, T), pred_boxes (B, N, 4), pred_masks (B, N, Hm, Wm),
-            aux_outputs, query_types (N,), interm_outputs (when N_c > 0) and, with a prefix,
+            aux_outputs, query_types (N,), interm_outputs and selected_token_centers (B, N_c, 2)
+            (when N_c > 0) and, with a prefix,
             dn_outputs (same keys for the N_dn prefix queries, incl. aux_outputs).
         """
         content, anchors, proposals = self.initial_queries(pixel, text)
         num_prefix, attn_mask = 0, None
         if denoising is not None:
             num_prefix, attn_mask = denoising.content.shape[1], denoising.attn_mask
-            content = torch.cat([denoising.content.to(content.dtype), content], 1)
+            prefix = denoising.content if self.denoising_content is None else self.denoising_content(denoising.content)
+            content = torch.cat([prefix.to(content.dtype), content], 1)
             anchors = torch.cat([denoising.reference_boxes.to(anchors.dtype), anchors], 1)
         predictions = self._run_layers(content, anchors, pixel, text.embeddings, attn_mask, num_prefix)
         outputs = self._split_outputs(predictions, num_prefix)
         outputs["query_types"] = self.query_types
         if proposals is not None:
-            outputs["interm_outputs"] = dict(proposals)
+            outputs["selected_token_centers"] = proposals.pop("token_centers")
+            outputs["interm_outputs"] = proposals
         return outputs
 
     def _run_layers(self, queries: Tensor, anchors: Tensor, pixel: PixelDecoderOutput,

@@ -16,13 +16,33 @@ _INITIAL_LOGIT_SCALE = 1 / 0.07
 _MAX_LOGIT_SCALE = 100.0
 
 
-class TextSimilarityClassifier(nn.Module):
-    """Class logits = scale * cos(proj(query), text) + bias, with learnable scale and bias."""
+SIMILARITIES = ("cosine", "dot")
 
-    def __init__(self, dim: int):
+
+class TextSimilarityClassifier(nn.Module):
+    """Class logits = scale * similarity(proj(query), text) + bias.
+
+    Args:
+        dim: width C of queries and texts.
+        similarity: "cosine" (unit vectors, the default) or "dot": the unnormalised product divided
+            by sqrt(C) (GLIP's), where a name's norm can carry how confidently it is separated.
+        fixed_logit_scale: 0 = a learned scale (starting at CLIP's 1 / 0.07 for "cosine", 1 for
+            "dot"); > 0 = this constant (Detic fixes 50 for cosine), no parameter.
+    """
+
+    def __init__(self, dim: int, similarity: str = "cosine", fixed_logit_scale: float = 0.0):
         super().__init__()
+        if similarity not in SIMILARITIES:
+            raise ValueError(f"class similarity {similarity!r} is not one of {SIMILARITIES}")
+        if fixed_logit_scale < 0:
+            raise ValueError(f"a fixed class logit scale must be > 0 (or 0 = learned), got {fixed_logit_scale}")
+        self.similarity = similarity
         self.query_projection = nn.Linear(dim, dim)
-        self.log_scale = nn.Parameter(torch.tensor(math.log(_INITIAL_LOGIT_SCALE)))
+        if fixed_logit_scale > 0:
+            self.register_buffer("log_scale", torch.tensor(math.log(fixed_logit_scale)), persistent=False)
+        else:
+            initial = _INITIAL_LOGIT_SCALE if similarity == "cosine" else 1.0
+            self.log_scale = nn.Parameter(torch.tensor(math.log(initial)))
         self.bias = nn.Parameter(torch.tensor(-math.log((1 - _PRIOR_PROBABILITY) / _PRIOR_PROBABILITY)))
 
     @property
@@ -31,13 +51,17 @@ class TextSimilarityClassifier(nn.Module):
         return self.log_scale.exp().clamp(max=_MAX_LOGIT_SCALE)
 
     def embed_queries(self, queries: Tensor) -> Tensor:
-        """(..., C) queries -> (..., C) unit vectors compared (cosine) with the texts."""
-        return F.normalize(self.query_projection(queries), dim=-1)
+        """(..., C) queries -> (..., C) the vectors compared with the texts (unit vectors for
+        "cosine"; divided by sqrt(C) for "dot")."""
+        projected = self.query_projection(queries)
+        if self.similarity == "cosine":
+            return F.normalize(projected, dim=-1)
+        return projected / math.sqrt(projected.shape[-1])
 
     def forward(self, queries: Tensor, text_embeddings: Tensor) -> Tensor:
         """queries (B, Q, C), text_embeddings (T, C) -> logits (B, Q, T)."""
         queries = self.embed_queries(queries)
-        texts = F.normalize(text_embeddings, dim=-1)
+        texts = F.normalize(text_embeddings, dim=-1) if self.similarity == "cosine" else text_embeddings
         return self.logit_scale * torch.einsum("bqc,tc->bqt", queries, texts) + self.bias
 
 
@@ -45,13 +69,14 @@ class PredictionHeads(nn.Module):
     """Normalise the queries, then predict class logits (vs texts), box deltas and mask logits.
 
     One instance serves every decoder layer, the initial prediction and the encoder proposals
-    (Mask DINO's single `forward_prediction_heads`).
+    (Mask DINO's single `forward_prediction_heads`). class_similarity, fixed_logit_scale: see
+    `TextSimilarityClassifier`.
     """
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, class_similarity: str = "cosine", fixed_logit_scale: float = 0.0):
         super().__init__()
         self.norm = nn.LayerNorm(dim)
-        self.classifier = TextSimilarityClassifier(dim)
+        self.classifier = TextSimilarityClassifier(dim, class_similarity, fixed_logit_scale)
         self.mask_embed = MLP(dim, dim, dim, 3)
         self.box_delta = MLP(dim, dim, 4, 3)
         # Start refinement as the identity: the first boxes are the anchors themselves.

@@ -31,11 +31,14 @@ class ConditionalQueries:
     anchors: (B, K, 4) detached unsigmoided anchor boxes (mask-enhanced when enabled).
     proposals: predictions of the selected tokens for the two-stage loss, with gradients:
         pred_logits (B, K, T), pred_boxes (B, K, 4), pred_masks (B, K, Hm, Wm).
+    token_centers: (B, K, 2) (x, y) of the selected tokens' cells, normalised by the unpadded
+        image (where the selection looked; training diagnostics read it).
     """
 
     content: Tensor
     anchors: Tensor
     proposals: Dict[str, Tensor]
+    token_centers: Tensor
 
 
 def token_anchors(spatial_shapes: Tensor, valid_ratios: Tensor, padding_mask: Tensor):
@@ -95,7 +98,8 @@ class ConditionalQuerySelector(nn.Module):
         scores = scores.masked_fill(~usable, -math.inf)
         index = self._top_k(scores)
         selected_tokens = _gather(tokens, index)
-        boxes = _gather(deltas, index) + _gather(anchors, index)
+        token_anchors_selected = _gather(anchors, index)
+        boxes = _gather(deltas, index) + token_anchors_selected
         pred_logits, pred_masks, _ = heads.forward_prediction_heads(
             selected_tokens, pixel.mask_features, text.embeddings
         )
@@ -103,7 +107,8 @@ class ConditionalQuerySelector(nn.Module):
         anchors = boxes.detach()
         if self.mask_enhanced_anchors:
             anchors = self._anchors_from_masks(pred_masks.detach(), anchors, pixel.mask_valid_ratio)
-        return ConditionalQueries(content=selected_tokens.detach(), anchors=anchors, proposals=proposals)
+        return ConditionalQueries(content=selected_tokens.detach(), anchors=anchors, proposals=proposals,
+                                  token_centers=token_anchors_selected[..., :2].sigmoid().detach())
 
     def _top_k(self, scores: Tensor) -> Tensor:
         """(B, S) -> (B, K) indices; with fewer than K tokens, the best ones repeat."""

@@ -18,6 +18,7 @@ from ..text_batch import TextBatch
 from ..text_encoder import build_text_encoder
 from . import postprocessing as post
 from .targets import batch_targets
+from .training_diagnostics import log_training_diagnostics
 from .vocabulary import check_vocabulary, stuff_prompts, union_vocabulary
 
 TASK_OUTPUTS = {
@@ -157,6 +158,9 @@ class MQFormer(nn.Module):
         outputs = self.decoder(encoded.pixel, encoded.text, denoising)
         if denoising is not None:
             outputs["dn_meta"] = denoising.meta
+        heads = getattr(self.decoder, "heads", None)
+        log_training_diagnostics(outputs, targets, encoded.text, heads.class_calibration() if heads else None,
+                                 encoded.pixel.mask_valid_ratio)
         losses = self.criterion(outputs, targets, encoded.text)
         if self.region_classifier is not None:
             losses.update(self.region_classifier.loss(encoded.pixel.mask_features, encoded.pixel.mask_valid_ratio,
