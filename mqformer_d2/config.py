@@ -153,9 +153,10 @@ def _add_region_classifier_config(mq: CN) -> None:
     # A second class head that names regions from the stride-4 mask features pooled under them
     # (decoder/region_classifier.py): trained on every ground-truth object of the batch, fused with
     # the queries' own class probabilities at inference. "" = off; "mask_mean" (FC-CLIP's mask
-    # pooling) or "box_grid" (a RoIAlign grid under the box).
+    # pooling), "box_grid" (a RoIAlign grid under the box) or "mask_grid" (grids of the features
+    # times the mask and of the mask, under the mask's box).
     mq.REGION_CLASSIFIER.POOLING = ""
-    # Side S of the "box_grid" RoIAlign grid.
+    # Side S of the "box_grid" / "mask_grid" RoIAlign grids.
     mq.REGION_CLASSIFIER.GRID_SIZE = 4
     # Weight of its cross-entropy loss (loss_region_ce).
     mq.REGION_CLASSIFIER.LOSS_WEIGHT = 1.0

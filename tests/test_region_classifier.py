@@ -48,7 +48,7 @@ def test_loss_reads_boxes_or_masks_and_skips_what_the_pooling_cannot_read():
                _target([], [], torch.zeros(0, 16, 16, dtype=torch.bool), [], [])]
     text = _text([[True, True, True, False], [False, True, True, True]])
     features = torch.randn(2, DIM, 4, 4, requires_grad=True)
-    for pooling, regions in (("box_grid", 3), ("mask_mean", 2)):
+    for pooling, regions in (("box_grid", 3), ("mask_mean", 2), ("mask_grid", 2)):
         head = RegionClassifier(dim=DIM, pooling=pooling, grid_size=2, loss_weight=3.0, test_weight=0.5)
         boxes, pooled_masks, labels, present = head._target_regions(targets, (4, 4))
         assert int(present.sum()) == regions and labels[0].tolist() == [0, 1, 2]
@@ -93,7 +93,20 @@ def test_settings_are_checked():
         RegionClassifier(dim=DIM, pooling="box_grid", grid_size=2, loss_weight=1.0, test_weight=1.5)
 
 
-@pytest.mark.parametrize("pooling", ["box_grid", "mask_mean"])
+def test_mask_grid_reads_the_features_under_the_mask_and_the_silhouette():
+    """A box over a 4x4 block whose left half is the mask: the feature grid is zero on the right
+    half (masked out), the mask grid is the silhouette."""
+    head = RegionClassifier(dim=DIM, pooling="mask_grid", grid_size=2, loss_weight=1.0, test_weight=0.5)
+    features = torch.ones(1, DIM, 8, 8)
+    masks = torch.zeros(1, 1, 8, 8)
+    masks[0, 0, 2:6, 2:4] = 1.0
+    box = torch.tensor([[[0.5, 0.5, 0.5, 0.5]]])  # columns and rows 2-5
+    grid = head._mask_grid(features, torch.ones(1, 2), box, masks).view(DIM + 1, 2, 2)
+    assert torch.allclose(grid[-1], torch.tensor([[1.0, 0.0], [1.0, 0.0]]))
+    assert torch.allclose(grid[:DIM], grid[-1].expand(DIM, 2, 2))
+
+
+@pytest.mark.parametrize("pooling", ["box_grid", "mask_mean", "mask_grid"])
 def test_model_trains_and_predicts_with_the_region_classifier(pooling):
     cfg = tiny_model_config("configs/mqformer_tiny_cpu.yaml", "MODEL.MQFORMER.REGION_CLASSIFIER.POOLING", pooling)
     torch.manual_seed(0)

@@ -5,6 +5,7 @@ from .attention import ResidualAttention
 from .box_utils import (
     cxcywh_to_xyxy,
     inverse_sigmoid,
+    mask_boxes_in_image,
     masks_to_normalized_boxes,
     masks_to_pixel_boxes,
     xyxy_to_cxcywh,
@@ -25,6 +26,7 @@ __all__ = [
     "ResidualAttention",
     "ResidualFeedForward",
     "MLP",
+    "mask_boxes_in_image",
     "MSDeformAttn",
     "extension_available",
     "ms_deform_attn_compiled",

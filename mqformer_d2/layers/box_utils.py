@@ -75,3 +75,19 @@ def masks_to_normalized_boxes(mask_logits: Tensor) -> tuple:
     # Integer / Python int, as before the pixel boxes were shared: the same float32 bits.
     boxes = torch.stack([x0 / width, y0 / height, x1 / width, y1 / height], -1).to(mask_logits.dtype)
     return boxes, non_empty
+
+
+def mask_boxes_in_image(mask_logits: Tensor, mask_valid_ratio: Tensor) -> tuple:
+    """Tight boxes of masks of a padded batch, in the model's box convention.
+
+    Args:
+        mask_logits: (B, N, Hm, Wm) mask logits over the padded frame (positive = inside).
+        mask_valid_ratio: (B, 2) (w, h) unpadded fraction of that frame.
+
+    Returns:
+        boxes: (B, N, 4) (cx, cy, w, h) normalised by the unpadded image, clamped to it (zeros'
+            box where a mask is empty); non_empty: (B, N) bool.
+    """
+    boxes, non_empty = masks_to_normalized_boxes(mask_logits)
+    boxes = (boxes / mask_valid_ratio.repeat(1, 2)[:, None]).clamp(0.0, 1.0)
+    return xyxy_to_cxcywh(boxes), non_empty

@@ -11,7 +11,7 @@ from typing import Dict
 import torch
 from torch import Tensor, nn
 
-from mqformer_d2.layers import inverse_sigmoid, masks_to_normalized_boxes, xyxy_to_cxcywh
+from mqformer_d2.layers import inverse_sigmoid, mask_boxes_in_image
 
 from ..pixel_decoder import PixelDecoderOutput
 from ..text_batch import TextBatch
@@ -125,10 +125,8 @@ class ConditionalQuerySelector(nn.Module):
         mask_valid_ratio: (B, 2) (w, h) unpadded fraction of the mask map, to express the boxes
         relative to the unpadded image like every other box.
         """
-        boxes, non_empty = masks_to_normalized_boxes(mask_logits)
-        boxes = (boxes / mask_valid_ratio.repeat(1, 2)[:, None]).clamp(0.0, 1.0)
-        boxes = inverse_sigmoid(xyxy_to_cxcywh(boxes))
-        return torch.where(non_empty[..., None], boxes, fallback)
+        boxes, non_empty = mask_boxes_in_image(mask_logits, mask_valid_ratio)
+        return torch.where(non_empty[..., None], inverse_sigmoid(boxes), fallback)
 
 
 def _gather(x: Tensor, index: Tensor) -> Tensor:
