@@ -101,6 +101,11 @@ def _add_decoder_config(mq: CN) -> None:
     # Anchor boxes of conditional queries from the masks their proposals predict (Mask DINO's
     # mask-enhanced anchor initialisation) instead of from the proposal box head.
     mq.DECODER.MASK_ENHANCED_ANCHORS = True
+    # How the conditional queries are selected from the encoder tokens (decoder/query_selection.py):
+    # "best_text" = the top tokens by their best score over the image's texts (Mask DINO's two-stage
+    # selection); "per_text" = the texts take turns, each its best remaining token, so that stuff,
+    # which covers most tokens, cannot take every query.
+    mq.DECODER.SELECTION_RANKING = "best_text"
     # Also predict (and supervise) from the queries before the first decoder layer.
     mq.DECODER.INITIAL_PREDICTION = True
     # Side S of a RoIAlign grid of the stride-4 mask features under each query's anchor box, added

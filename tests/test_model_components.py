@@ -261,3 +261,28 @@ def test_denoising_content_projection_maps_the_prefix_only():
     norms = seen["queries"][:, :4].norm(dim=-1)
     assert torch.allclose(norms, torch.full_like(norms, DIM ** 0.5), rtol=0.05)
     torch.testing.assert_close(with_prefix["pred_logits"], projected(pixel, text)["pred_logits"])
+
+
+def test_round_robin_gives_every_text_its_best_token_first():
+    from mqformer_d2.modeling.decoder.query_selection import _round_robin
+
+    # Two texts; "stuff" (column 0) scores tokens 0-3 highest, the thing (column 1) token 7 best.
+    values = torch.tensor([[9.0, 2.0], [8.0, 1.0], [7.0, 0.5]])
+    tokens = torch.tensor([[0, 7], [1, 0], [2, 5]])
+    assert _round_robin(values, tokens, 3).tolist() == [0, 7, 1]  # best-text ranking: 0, 1, 2
+    assert _round_robin(values, tokens, 5).tolist() == [0, 7, 1, 2, 5]  # token 0 is not taken twice
+    unusable = torch.full((3, 2), float("-inf"))
+    assert _round_robin(unusable, tokens, 2) is None
+    few = values.clone()
+    few[1:] = float("-inf")
+    assert _round_robin(few, tokens, 4).tolist() == [0, 7, 0, 7]
+
+
+def test_per_text_selection_runs_in_the_decoder():
+    pixel, text = _decoder_inputs()
+    decoder = _decoder(3, 5, selection_ranking="per_text")
+    assert decoder.selector.ranking == "per_text"
+    out = decoder(pixel, text)
+    assert out["pred_logits"].shape == (2, 8, 4)
+    with pytest.raises(ValueError, match="SELECTION_RANKING"):
+        _decoder(3, 5, selection_ranking="random")

@@ -34,7 +34,7 @@ class MixedQueryDecoder(nn.Module):
                  num_heads: int, num_points: int, num_levels: int, dim_feedforward: int, dropout: float,
                  mask_enhanced_anchors: bool, initial_prediction: bool, box_readout_size: int = 0,
                  class_similarity: str = "cosine", class_logit_scale: float = 0.0,
-                 denoising_content_projection: bool = False):
+                 denoising_content_projection: bool = False, selection_ranking: str = "best_text"):
         super().__init__()
         if num_learnable < 0 or num_conditional < 0 or num_learnable + num_conditional == 0:
             raise ValueError(
@@ -55,7 +55,8 @@ class MixedQueryDecoder(nn.Module):
             self.learnable_anchors = nn.Embedding(num_learnable, 4)
             self._init_learnable_anchors()
         self.selector = ConditionalQuerySelector(
-            dim=hidden_dim, num_queries=num_conditional, mask_enhanced_anchors=mask_enhanced_anchors
+            dim=hidden_dim, num_queries=num_conditional, mask_enhanced_anchors=mask_enhanced_anchors,
+            ranking=selection_ranking,
         ) if num_conditional > 0 else None
         # Query position = MLP of the sine embedding of its anchor box (conditional DETR / DINO).
         self.anchor_to_position = MLP(2 * hidden_dim, hidden_dim, hidden_dim, 2)
@@ -101,6 +102,7 @@ class MixedQueryDecoder(nn.Module):
             "class_similarity": dec.CLASS_SIMILARITY,
             "class_logit_scale": dec.CLASS_LOGIT_SCALE,
             "denoising_content_projection": cfg.MODEL.MQFORMER.DENOISING.CONTENT_PROJECTION,
+            "selection_ranking": dec.SELECTION_RANKING,
         }
 
     @property

@@ -2,7 +2,10 @@
 
 Every encoder token proposes an object: a class score against the texts, a box (the shared box
 head's delta on an anchor centred at the token), and, for the selected ones, a mask. The top-K
-tokens by their best score over the image's own texts become the conditional queries.
+tokens by their best score over the image's own texts become the conditional queries ("best_text"
+ranking), or, with "per_text" ranking, the tokens that rank highest for each text in turn (every
+text's best token first, then every text's second best, ...), so that texts covering most of the
+image (stuff) cannot take every query.
 """
 import math
 from dataclasses import dataclass
@@ -21,6 +24,7 @@ from .prediction_heads import PredictionHeads
 _ANCHOR_BASE_SIZE = 0.05
 # Anchors whose box pokes beyond [margin, 1 - margin] are not proposed.
 _ANCHOR_MARGIN = 0.01
+RANKINGS = ("best_text", "per_text")
 
 
 @dataclass
@@ -74,11 +78,15 @@ class ConditionalQuerySelector(nn.Module):
         dim: token width C. num_queries: K.
         mask_enhanced_anchors: initialise anchors from the boxes of the selected proposals' masks
             (Mask DINO), falling back to the proposal box where a mask is empty.
+        ranking: "best_text" or "per_text" (see the module docstring).
     """
 
-    def __init__(self, *, dim: int, num_queries: int, mask_enhanced_anchors: bool):
+    def __init__(self, *, dim: int, num_queries: int, mask_enhanced_anchors: bool, ranking: str = "best_text"):
         super().__init__()
+        if ranking not in RANKINGS:
+            raise ValueError(f"MODEL.MQFORMER.DECODER.SELECTION_RANKING: {ranking!r} is not one of {RANKINGS}")
         self.num_queries = num_queries
+        self.ranking = ranking
         self.mask_enhanced_anchors = mask_enhanced_anchors
         # Maps encoder tokens into the query space before scoring (Deformable DETR's enc_output).
         self.token_projection = nn.Linear(dim, dim)
@@ -96,7 +104,10 @@ class ConditionalQuerySelector(nn.Module):
         else:
             scores = logits.masked_fill(~text.valid[:, None, :], -math.inf).amax(-1)
         scores = scores.masked_fill(~usable, -math.inf)
-        index = self._top_k(scores)
+        if self.ranking == "per_text" and logits.shape[-1] > 0:
+            index = self._top_k_per_text(logits.detach(), text.valid, usable, scores)
+        else:
+            index = self._top_k(scores)
         selected_tokens = _gather(tokens, index)
         token_anchors_selected = _gather(anchors, index)
         boxes = _gather(deltas, index) + token_anchors_selected
@@ -118,6 +129,19 @@ class ConditionalQuerySelector(nn.Module):
             index = index[:, torch.arange(self.num_queries, device=index.device) % k]
         return index
 
+    def _top_k_per_text(self, logits: Tensor, text_valid: Tensor, usable: Tensor, scores: Tensor) -> Tensor:
+        """(B, S, T) logits -> (B, K) indices: each image's texts take turns (see `_round_robin`);
+        an image without texts (or usable tokens) falls back to the best-text ranking `scores`."""
+        k = min(self.num_queries, logits.shape[1])
+        ranked = logits.masked_fill(~usable[..., None], -math.inf).topk(k, dim=1)  # (B, k, T)
+        fallback = self._top_k(scores)
+        indices = []
+        for b in range(logits.shape[0]):
+            valid = text_valid[b]
+            chosen = _round_robin(ranked.values[b][:, valid], ranked.indices[b][:, valid], self.num_queries)
+            indices.append(chosen if chosen is not None else fallback[b])
+        return torch.stack(indices)
+
     @staticmethod
     def _anchors_from_masks(mask_logits: Tensor, fallback: Tensor, mask_valid_ratio: Tensor) -> Tensor:
         """Unsigmoided boxes around the predicted masks; `fallback` (B, K, 4) where a mask is empty.
@@ -127,6 +151,26 @@ class ConditionalQuerySelector(nn.Module):
         """
         boxes, non_empty = mask_boxes_in_image(mask_logits, mask_valid_ratio)
         return torch.where(non_empty[..., None], inverse_sigmoid(boxes), fallback)
+
+
+def _round_robin(values: Tensor, tokens: Tensor, count: int):
+    """`count` distinct tokens from per-text rankings, or None when no token is usable.
+
+    values, tokens: (k, T) the r-th best score and token of every text in row r (-inf = unusable).
+    Rounds are taken in order (every text's best token, then every text's second best, ...) and,
+    within a round, higher scores first; a token already taken is skipped. With fewer than `count`
+    distinct tokens the chosen ones repeat.
+    """
+    order = values.argsort(dim=1, descending=True)
+    values, tokens = values.gather(1, order).flatten(), tokens.gather(1, order).flatten()
+    tokens = tokens[torch.isfinite(values)]
+    if tokens.numel() == 0:
+        return None
+    distinct, inverse = torch.unique(tokens, return_inverse=True)
+    position = torch.arange(tokens.numel(), device=tokens.device)
+    first = torch.full_like(distinct, tokens.numel()).scatter_reduce(0, inverse, position, "amin")
+    chosen = tokens[first.sort().values][:count]
+    return chosen[torch.arange(count, device=chosen.device) % chosen.numel()]
 
 
 def _gather(x: Tensor, index: Tensor) -> Tensor:
