@@ -68,7 +68,9 @@ def test_the_table_covers_every_evaluator_the_project_builds():
 
 def test_train_net_checks_test_metadata_before_building_anything(eval_set, tmp_path):
     name = eval_set(task="semantic", evaluator_type="sem_seg", text_prompts=["cup"], ignore_label=255)
+    weights = tmp_path / "model_final.pth"  # never read: the check comes first
+    weights.write_bytes(b"")
     args = train_net_args("--config-file", TINY_CONFIG, "--eval-only", "DATASETS.TRAIN", "()",
-                          "DATASETS.TEST", f"('{name}',)", "OUTPUT_DIR", tmp_path / "out")
+                          "DATASETS.TEST", f"('{name}',)", "OUTPUT_DIR", tmp_path / "out", "MODEL.WEIGHTS", weights)
     with pytest.raises(ValueError, match=f"dataset '{name}'.*'stuff_classes'"):
         load_train_net().main(args)

@@ -58,8 +58,7 @@ def test_the_predictor_and_the_trainer_use_the_safe_loader(tmp_path):
         MQFormerPredictor(tiny_config("MODEL.WEIGHTS", path))
     from mqformer_d2.engine.trainer import MQFormerTrainer
     with pytest.raises(WeightsFileError, match="evil.pkl"):
-        MQFormerTrainer.load_weights_for_evaluation(tiny_config("MODEL.WEIGHTS", path), build_model(tiny_config()),
-                                                    resume=False)
+        MQFormerTrainer.load_weights_for_evaluation(tiny_config("MODEL.WEIGHTS", path), build_model(tiny_config()))
     assert not marker.exists()
 
 
