@@ -10,7 +10,7 @@ from detectron2.modeling import build_model
 
 from ..modeling import MQFormerCheckpointer
 
-from ..data.images import as_uint8_bgr
+from ..data.images import as_uint8_bgr, resized_shape
 
 PREDICTOR_TASKS = ("instance", "semantic", "panoptic", "referring")
 
@@ -72,12 +72,13 @@ class MQFormerPredictor(DefaultPredictor):
 
     def model_inputs(self, original_image: np.ndarray) -> Dict:
         """The model's input dict of a BGR image: checked and converted to (H, W, 3) uint8 (see
-        `as_uint8_bgr`: 16-bit and grayscale converted, float refused), resized, in INPUT.FORMAT
-        channel order."""
+        `as_uint8_bgr`: 16-bit and grayscale converted, float refused; an image without pixels or
+        too elongated to resize refused by `resized_shape`), resized, in INPUT.FORMAT channel order."""
         original_image = as_uint8_bgr(original_image, "original_image")
         if self.input_format == "RGB":
             original_image = original_image[:, :, ::-1]
         height, width = original_image.shape[:2]
+        resized_shape(height, width, self.cfg.INPUT.MIN_SIZE_TEST, self.cfg.INPUT.MAX_SIZE_TEST, "original_image")
         image = self.aug.get_transform(original_image).apply_image(original_image)
         image = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
         return {"image": image.to(self.cfg.MODEL.DEVICE), "height": height, "width": width}
