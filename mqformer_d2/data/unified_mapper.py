@@ -31,7 +31,8 @@ class UnifiedDatasetMapper:
     The dict must carry `dataset_name` (the multi-dataset loader adds it): the dataset's metadata,
     not its name, says what to do (`task`, `text_prompts`, `ignore_label`). Output keys:
     `image` (3, H, W) uint8, `height`, `width`, `task`, `vocabulary`, and in training `instances`
-    with gt_boxes, gt_masks, gt_text_ids, gt_has_mask, gt_has_box.
+    with gt_boxes, gt_masks, gt_text_ids, gt_has_mask, gt_has_box; in evaluation `sem_seg_output`
+    "scores" (semantic outputs as (T, H, W) score maps, whatever their size).
 
     Training: targets come from `annotations`, or, for semantic dicts without annotations, one per
     class of `sem_seg_file_name`; free-form texts are drawn at random per load (synthetic captions)
@@ -85,6 +86,7 @@ class UnifiedDatasetMapper:
         dataset_dict["image"] = torch.as_tensor(np.ascontiguousarray(aug_input.image.transpose(2, 0, 1)))
         dataset_dict["task"] = metadata.task
         if not self.is_train:
+            dataset_dict["sem_seg_output"] = "scores"  # the (T, H, W) map SemSegEvaluator reads
             return self._add_eval_vocabulary(dataset_dict, metadata)
         self._add_training_targets(dataset_dict, metadata, transforms, aug_input)
         return dataset_dict

@@ -25,10 +25,13 @@ class MQFormerPredictor(DefaultPredictor):
 
     prompts: any class names or sentences; None = the default vocabulary (MODEL.MQFORMER.TEST.
     VOCABULARY, else the `text_prompts` of DATASETS.TEST[0]'s metadata). Nothing is registered.
-    task: "instance" -> {"instances"}, "semantic" -> {"sem_seg"} (T, H, W) per-prompt scores,
-    "panoptic" -> {"panoptic_seg": (segment ids, segments_info)}, "referring" -> {"referring":
-    {"texts", "masks" (T, H, W), "scores"}}, one mask per prompt; None = MODEL.MQFORMER.TEST.TASK.
-    Class indices (pred_classes, category_id) index `prompts`.
+    task: "instance" -> {"instances"}, "semantic" -> {"sem_seg"} (T, H, W) per-prompt scores, or,
+    when that map would exceed MODEL.MQFORMER.TEST.SEMANTIC_MAX_SCORES_MB (or with
+    semantic_output="labels"), {"sem_seg_labels" (H, W) int64, "sem_seg_scores" (H, W)}: the best
+    prompt per pixel and its score, computed a chunk of prompts at a time; "panoptic" ->
+    {"panoptic_seg": (segment ids, segments_info)}, "referring" -> {"referring": {"texts", "masks"
+    (T, H, W), "scores"}}, one mask per prompt; None = MODEL.MQFORMER.TEST.TASK.
+    Class indices (pred_classes, category_id, sem_seg_labels) index `prompts`.
 
     MODEL.WEIGHTS is loaded with `MQFormerCheckpointer` (safe reading, format conversion, load
     report, errors for files that do not fit the model), not detectron2's plain loader.
@@ -48,13 +51,15 @@ class MQFormerPredictor(DefaultPredictor):
             raise ValueError(f"INPUT.FORMAT must be RGB or BGR, got {self.input_format!r}")
 
     def __call__(self, original_image: np.ndarray, prompts: Optional[Sequence[str]] = None,
-                 task: Optional[str] = None) -> Dict:
+                 task: Optional[str] = None, semantic_output: Optional[str] = None) -> Dict:
         """
         Args:
             original_image: (H, W, 3) uint8 image in BGR order (uint16 is scaled to 8 bits, (H, W)
                 grayscale replicated; a float array is refused with a message saying how to convert).
             prompts: texts to segment, see the class docstring.
             task: one of PREDICTOR_TASKS (the model also accepts "detection", "foreground", "all").
+            semantic_output: "scores" (the (T, H, W) map) or "labels" (per-pixel labels and scores,
+                bounded memory); None = scores unless the map would exceed SEMANTIC_MAX_SCORES_MB.
 
         Returns:
             the model's output dict for the image, at its original size.
@@ -67,6 +72,8 @@ class MQFormerPredictor(DefaultPredictor):
             inputs["vocabulary"] = list(prompts)
         if task is not None:
             inputs["task"] = task
+        if semantic_output is not None:
+            inputs["sem_seg_output"] = semantic_output
         with torch.no_grad():
             return self.model([inputs])[0]
 
