@@ -10,7 +10,8 @@ the vocabulary (`--vocabulary lvis`: the 1,203 LVIS v1 names; 10 "the <name>" se
 referring), TEST.DETECTIONS_PER_IMAGE 100, on a random uint8 BGR image of each HxW size (the
 model sees it resized by INPUT.MIN/MAX_SIZE_TEST; the outputs are at the full size). The semantic
 output is the predictor's default (`auto`: the (T, H, W) score map up to
-MODEL.MQFORMER.TEST.SEMANTIC_MAX_SCORES_MB, per-pixel labels and scores above), or the form asked. Stages, timed with forward hooks: text encoder, backbone, pixel
+MODEL.MQFORMER.TEST.SEMANTIC_MAX_SCORES_MB, per-pixel labels and scores above), or the form
+asked. Stages, timed with forward hooks: text encoder, backbone, pixel
 decoder, decoder, post-processing (`model.postprocess`: selection and upsampling to the full
 size). Peak memory per (size, task): on CPU the process's peak RSS during the call (Linux: the
 peak is reset before each call through /proc/self/clear_refs), on CUDA torch's peak allocation.

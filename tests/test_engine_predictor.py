@@ -109,7 +109,8 @@ def test_demo_other_tasks(image, tmp_path, task):
 
 def test_a_semantic_map_above_the_limit_comes_as_labels_and_scores(image):
     torch.manual_seed(0)
-    small = MQFormerPredictor(config("MODEL.MQFORMER.TEST.SEMANTIC_MAX_SCORES_MB", 0.01))  # 10 KiB: 2 x 60 x 80 floats exceed it
+    # 10 KiB: the 2 x 60 x 80 float32 scores (37.5 KiB) exceed it
+    small = MQFormerPredictor(config("MODEL.MQFORMER.TEST.SEMANTIC_MAX_SCORES_MB", 0.01))
     bounded = small(image, prompts=PROMPTS, task="semantic")
     assert set(bounded) == {"sem_seg_labels", "sem_seg_scores"}
     assert bounded["sem_seg_labels"].shape == bounded["sem_seg_scores"].shape == (HEIGHT, WIDTH)

@@ -180,7 +180,7 @@ def test_a_checkpoint_of_nans_loads_with_a_warning_naming_the_file(tmp_path, cap
     monkeypatch.setattr(logging.getLogger("mqformer_d2"), "propagate", True)
     model = build_model(tiny_config())
     state = model.state_dict()
-    state["decoder.heads.classifier.log_scale"] = torch.full_like(state["decoder.heads.classifier.log_scale"], float("nan"))
+    state["decoder.heads.classifier.log_scale"] = torch.tensor(float("nan"))
     state["backbone.stem.conv1.weight"] = state["backbone.stem.conv1.weight"].clone()
     state["backbone.stem.conv1.weight"][0, 0, 0, 0] = float("inf")
     path = str(tmp_path / "diverged.pth")

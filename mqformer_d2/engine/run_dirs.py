@@ -81,7 +81,8 @@ class TrainingDirLock:
             else:  # the previous holder removed the file between our open and flock: retry
                 handle.close()
         self._file.truncate(0)
-        self._file.write(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        since = time.strftime("%Y-%m-%d %H:%M:%S")
+        self._file.write(f"pid {os.getpid()} on {socket.gethostname()}, since {since}\n")
         self._file.flush()
         return self
 

@@ -86,8 +86,10 @@ def coco_records(
 def _warn_about_unknown_images(info: dict, per_image: Dict, source: str) -> None:
     """One warning when annotations name an image_id that ``images`` does not list."""
     known = {image["id"] for image in info["images"]}
-    orphans = [(image_id, ann["id"]) for image_id, anns in per_image.items() if image_id not in known for ann in anns]
+    orphans = [(image_id, ann["id"]) for image_id, anns in per_image.items() if image_id not in known
+               for ann in anns]
     if orphans:
-        examples = "; ".join(f"annotation id {ann_id} (image_id {image_id})" for image_id, ann_id in orphans[:_EXAMPLES])
-        logger.warning("%s: %d annotation(s) have an image_id that is not in its 'images' and are dropped, e.g. %s%s",
-                       source, len(orphans), examples, "; ..." if len(orphans) > _EXAMPLES else "")
+        examples = "; ".join(f"annotation id {ann_id} (image_id {image_id})"
+                             for image_id, ann_id in orphans[:_EXAMPLES])
+        logger.warning("%s: %d annotation(s) have an image_id that is not in its 'images' and are dropped, "
+                       "e.g. %s%s", source, len(orphans), examples, "; ..." if len(orphans) > _EXAMPLES else "")

@@ -277,7 +277,8 @@ class MQFormer(nn.Module):
             task = self._task(x)
             results.append(self._image_outputs(
                 task, logits, outputs["pred_masks"][index], outputs["pred_boxes"][index],
-                text.vocabulary(index), resize, self._dataset(x), self.semantic_output(x, task, logits.shape[1], resize),
+                text.vocabulary(index), resize, self._dataset(x),
+                self.semantic_output(x, task, logits.shape[1], resize),
             ))
         return results
 
