@@ -4,6 +4,7 @@
     python train_net.py --config-file configs/mqformer_R50.yaml --num-gpus 8
     python train_net.py --config-file CFG --resume                       # continue OUTPUT_DIR's run
     python train_net.py --config-file CFG --eval-only MODEL.WEIGHTS out/model_final.pth
+    python train_net.py --config-file CFG --eval-only --resume OUTPUT_DIR out  # out's last checkpoint
     python train_net.py --config-file configs/mqformer_tiny_cpu.yaml --cpu --num-gpus 2  # 2 CPU processes
 
 Multi-machine: --num-machines M --machine-rank R --dist-url tcp://HOST:PORT on every machine.

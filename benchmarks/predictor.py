@@ -2,19 +2,23 @@
 
     .venv/bin/python benchmarks/predictor.py [--config-file configs/mqformer_R50.yaml] \
         [--sizes 800x1216 4000x6000] [--tasks instance semantic panoptic referring] [--repeats 3] \
-        [--device cpu] [--output results.json] [KEY VALUE ...]
+        [--vocabulary coco|lvis] [--semantic-output auto|scores|labels] [--device cpu] \
+        [--output results.json] [KEY VALUE ...]
 
 `MQFormerPredictor` with random weights (no MODEL.WEIGHTS), the 133 COCO panoptic class names as
-the vocabulary (10 "the <name>" sentences for referring), TEST.DETECTIONS_PER_IMAGE 100, on a
-random uint8 BGR image of each HxW size (the model sees it resized by INPUT.MIN/MAX_SIZE_TEST;
-the outputs are at the full size). Stages, timed with forward hooks: text encoder, backbone, pixel
+the vocabulary (`--vocabulary lvis`: the 1,203 LVIS v1 names; 10 "the <name>" sentences for
+referring), TEST.DETECTIONS_PER_IMAGE 100, on a random uint8 BGR image of each HxW size (the
+model sees it resized by INPUT.MIN/MAX_SIZE_TEST; the outputs are at the full size). The semantic
+output is the predictor's default (`auto`: the (T, H, W) score map up to
+MODEL.MQFORMER.TEST.SEMANTIC_MAX_SCORES_MB, per-pixel labels and scores above), or the form
+asked. Stages, timed with forward hooks: text encoder, backbone, pixel
 decoder, decoder, post-processing (`model.postprocess`: selection and upsampling to the full
 size). Peak memory per (size, task): on CPU the process's peak RSS during the call (Linux: the
 peak is reset before each call through /proc/self/clear_refs), on CUDA torch's peak allocation.
 Each line is the median of --repeats calls after one warm-up call.
 
-Note: a semantic output is (133, H, W) float32 per-text scores by definition: 12.7 GB at 4000x6000
-(the API's output, not a temporary); pass `--tasks instance panoptic referring` on small machines.
+Note: `--semantic-output scores` makes the (T, H, W) float32 map whatever its size: 12.7 GB for
+133 names at 4000x6000 (the API's output, not a temporary).
 """
 import argparse
 import json
@@ -29,6 +33,7 @@ from typing import Dict, List
 import numpy as np
 import torch
 from detectron2.data.datasets.builtin_meta import COCO_CATEGORIES
+from detectron2.data.datasets.lvis_v1_categories import LVIS_CATEGORIES
 
 from mqformer_d2 import MQFormerPredictor
 from mqformer_d2.data.datasets import clean_class_names
@@ -45,6 +50,10 @@ def parse_args(argv=None):
     parser.add_argument("--sizes", nargs="+", default=["800x1216", "4000x6000"], help="HxW of the input images")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--vocabulary", default="coco", choices=("coco", "lvis"),
+                        help="class names: COCO panoptic's 133 or LVIS v1's 1,203")
+    parser.add_argument("--semantic-output", default="auto", choices=("auto", "scores", "labels"),
+                        help="semantic output form (auto: the predictor's default for the size)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--output", default="", help="also write the results as json here")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ...")
@@ -118,22 +127,24 @@ def peak_memory(device: str, result: dict):
     result["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def prompts_for(task: str) -> List[str]:
-    names = clean_class_names([c["name"] for c in COCO_CATEGORIES])
+def prompts_for(task: str, vocabulary: str = "coco") -> List[str]:
+    categories = LVIS_CATEGORIES if vocabulary == "lvis" else COCO_CATEGORIES
+    names = clean_class_names([c["name"] for c in categories])
     return [f"the {name}" for name in names[:10]] if task == "referring" else names
 
 
-def run_case(predictor, timer, image: np.ndarray, task: str, repeats: int, device: str) -> dict:
-    """Median seconds per stage and in total, and the peak memory, of `repeats` calls."""
-    prompts = prompts_for(task)
-    predictor(image, prompts=prompts, task=task)  # warm-up
+def run_case(predictor, timer, image: np.ndarray, task: str, args) -> dict:
+    """Median seconds per stage and in total, and the peak memory, of `args.repeats` calls."""
+    prompts = prompts_for(task, args.vocabulary)
+    options = {} if args.semantic_output == "auto" else {"semantic_output": args.semantic_output}
+    predictor(image, prompts=prompts, task=task, **options)  # warm-up
     per_call = defaultdict(list)
     result = {}
-    for _ in range(repeats):
+    for _ in range(args.repeats):
         timer.reset()
-        with peak_memory(device, result):
+        with peak_memory(args.device, result):
             start = time.perf_counter()
-            predictor(image, prompts=prompts, task=task)
+            predictor(image, prompts=prompts, task=task, **options)
             per_call["total"].append(time.perf_counter() - start)
         for stage in (*STAGES, "postprocess"):
             per_call[stage].append(timer.seconds.get(stage, 0.0))
@@ -160,7 +171,7 @@ def main(argv=None) -> List[dict]:
         height, width = (int(v) for v in size.lower().split("x"))
         image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
         for task in args.tasks:
-            row = {"size": size, "task": task, **run_case(predictor, timer, image, task, args.repeats, args.device)}
+            row = {"size": size, "task": task, **run_case(predictor, timer, image, task, args)}
             logger.info("%s %s: %.3f s, peak %.0f MiB", size, task, row["total"], row["peak_mib"])
             rows.append(row)
     logger.info("%s | %s | %d threads | seconds (median of %d) and peak MiB:\n%s", args.config_file,

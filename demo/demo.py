@@ -89,7 +89,8 @@ def run(args) -> List[str]:
     for image_file, output_file in tqdm(list(zip(inputs, outputs)), desc="demo", unit="img",
                                         disable=len(inputs) < 2):
         image = read_image(image_file, format="BGR")
-        prediction = predictor(image, prompts=prompts, task=args.task)
+        # Only the best prompt per pixel is drawn: the bounded form, whatever the vocabulary's size.
+        prediction = predictor(image, prompts=prompts, task=args.task, semantic_output="labels")
         drawing = draw_prediction(image[:, :, ::-1], prediction, prompts, args.task, args.confidence_threshold)
         if not args.overwrite and os.path.exists(output_file):  # appeared while we were running
             raise FileExistsError(f"{output_file} appeared meanwhile; not replacing it without --overwrite")

@@ -186,6 +186,10 @@ def _add_test_config(mq: CN) -> None:
     # Semantic and panoptic inference: > 0 replaces each query's sigmoid class probabilities p by
     # softmax(p / T) over the texts (Mask DINO's PANO_TRANSFORM_EVAL, T = 0.06); 0 = off.
     mq.TEST.CLASS_TEMPERATURE = 0.0
+    # Semantic outputs whose (texts x H x W) float32 score map would take more MiB than this come
+    # as per-pixel labels and scores (sem_seg_labels, sem_seg_scores), computed a chunk of texts
+    # at a time; evaluation always asks for the map (SemSegEvaluator reads it). 0 = always labels.
+    mq.TEST.SEMANTIC_MAX_SCORES_MB = 1024.0
 
 
 def _add_data_config(cfg: CN) -> None:

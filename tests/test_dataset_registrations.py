@@ -2,6 +2,7 @@
 registration touches no file, a missing dataset names the missing path, metadata is complete.
 Family-specific fixtures: test_dataset_registrations_{coco,semantic,text}.py."""
 import builtins
+import logging
 import os
 
 import numpy as np
@@ -133,3 +134,19 @@ def test_metadata_has_task_evaluator_and_prompts(name):
 ])  # fmt: skip
 def test_clean_class_name(raw, clean):
     assert clean_class_name(raw) == clean
+
+
+def test_annotations_of_an_unknown_image_id_are_counted_in_one_warning(tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(logging.getLogger("mqformer_d2"), "propagate", True)
+    folder = os.path.join(tmp_path, "suite/Gears/valid")
+    write_image(os.path.join(folder, "img_0001.jpg"))
+    anns = [coco_ann(1, 1, 0, 2, 2, 8, 20), coco_ann(2, 7, 0, 2, 2, 8, 20), coco_ann(3, 9, 0, 2, 2, 8, 20)]
+    json_file = write_json(os.path.join(folder, "_annotations_min1cat.coco.json"), {
+        "images": [coco_image(1, "img_0001.jpg")], "annotations": anns, "categories": [{"id": 0, "name": "gear"}]})
+    (name,) = [n for n in register_seginw_style_suite(str(tmp_path / "suite"), names=["Gears"], prefix="t_suite")
+               if n.endswith("_val")]
+    (record,) = DatasetCatalog.get(name)
+    assert [a["id"] for a in record["annotations"]] == [1]
+    (warning,) = [r.getMessage() for r in caplog.records if "image_id" in r.getMessage()]
+    assert warning.startswith(f"{json_file}: 2 annotation(s) have an image_id that is not in its 'images' and are "
+                              "dropped, e.g. annotation id 2 (image_id 7); annotation id 3 (image_id 9)")

@@ -1,4 +1,5 @@
 """ADE20K-150 (semantic, panoptic), Pascal Context 59/459 and BDD registrations on tiny fixtures."""
+import logging
 import os
 
 import numpy as np
@@ -7,6 +8,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from panopticapi.utils import id2rgb
 from PIL import Image
 
+from mqformer_d2.data import load_tagged_dataset_dicts
 from mqformer_d2.data.datasets import register_ade20k, register_bdd, register_pascal_context
 from test_dataset_registrations_fixtures import (  # noqa: F401 (fixture)
     H,
@@ -112,3 +114,45 @@ def test_bdd_semantic(tmp_path):
     write_png(os.path.join(base, "labels/sem_seg/masks/val/7d2f7975-e0c1c5a7.png"), label_map(regions, 255))
     register_bdd(str(tmp_path))
     check_semantic("bdd10k_sem_seg_val", regions, {0: "road", 6: "traffic light", 13: "car"})
+
+
+def write_ade20k_panoptic(tmp_path, segments_by_category):
+    """An ADE20K panoptic val split of one image; {category: mask} segments (mask None: listed in
+    segments_info with an id the PNG does not hold)."""
+    base = os.path.join(tmp_path, "ADEChallengeData2016")
+    ids, segments = np.zeros((H, W), np.int64), []
+    for index, (category, mask) in enumerate(segments_by_category):
+        segment_id = 1000 + index
+        if mask is not None:
+            ids[mask] = segment_id
+        segments.append({"id": segment_id, "category_id": category, "iscrowd": 0, "bbox": [0, 0, 1, 1], "area": 1})
+    write_image(os.path.join(base, "images/validation/ADE_val_00000001.jpg"))
+    png = write_png(os.path.join(base, "ade20k_panoptic_val/ADE_val_00000001.png"), id2rgb(ids))
+    write_json(os.path.join(base, "ade20k_panoptic_val.json"), {
+        "images": [], "categories": [],
+        "annotations": [{"image_id": "ADE_val_00000001", "file_name": "ADE_val_00000001.png",
+                         "segments_info": segments}]})
+    register_ade20k(str(tmp_path))
+    return png
+
+
+def test_a_panoptic_segment_of_an_unmapped_category_is_named_and_dropped(tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(logging.getLogger("mqformer_d2"), "propagate", True)
+    write_ade20k_panoptic(tmp_path, [(12, box_mask(4, 10, 12, 22)), (150, box_mask(0, 0, W, 8))])
+    records = DatasetCatalog.get("ade20k_150_panoptic_val")  # ADE20K-150 ids are 0..149: 150 is unknown
+    (annotation,) = [a for a in records[0]["annotations"] if a["category_id"] is None]
+    assert annotation["unknown_category_id"] == 150 and annotation["id"] == 1001
+    load_tagged_dataset_dicts(["ade20k_150_panoptic_val"])  # as evaluation loads it
+    (warning,) = [r.getMessage() for r in caplog.records if "unknown category" in r.getMessage()]
+    assert "'ade20k_150_panoptic_val': 1 annotation(s) with unknown category" in warning
+    assert "ADE_val_00000001.jpg annotation id 1001 (category id 150)" in warning
+
+
+def test_panoptic_segments_without_pixels_are_counted_in_one_warning(tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(logging.getLogger("mqformer_d2"), "propagate", True)
+    png = write_ade20k_panoptic(tmp_path, [(12, box_mask(4, 10, 12, 22)), (0, None), (3, None)])
+    (record,) = DatasetCatalog.get("ade20k_150_panoptic_val")
+    assert [a["id"] for a in record["annotations"]] == [1000]
+    (warning,) = [r.getMessage() for r in caplog.records if "no pixel" in r.getMessage()]
+    assert "ade20k_panoptic_val.json: 2 of 3 segments_info entries have no pixel in their panoptic PNG" in warning
+    assert f"{png} segment id 1001; {png} segment id 1002" in warning

@@ -105,3 +105,34 @@ def test_demo_other_tasks(image, tmp_path, task):
                                 "--output", str(tmp_path / task), "--prompts", "sky;grass, wet", "--separator",
                                 ";", "--task", task, "--opts", *map(str, TINY_OPTIONS)])
     assert cv2.imread(written[0]).shape == image.shape
+
+
+def test_a_semantic_map_above_the_limit_comes_as_labels_and_scores(image):
+    torch.manual_seed(0)
+    # 10 KiB: the 2 x 60 x 80 float32 scores (37.5 KiB) exceed it
+    small = MQFormerPredictor(config("MODEL.MQFORMER.TEST.SEMANTIC_MAX_SCORES_MB", 0.01))
+    bounded = small(image, prompts=PROMPTS, task="semantic")
+    assert set(bounded) == {"sem_seg_labels", "sem_seg_scores"}
+    assert bounded["sem_seg_labels"].shape == bounded["sem_seg_scores"].shape == (HEIGHT, WIDTH)
+    full = small(image, prompts=PROMPTS, task="semantic", semantic_output="scores")["sem_seg"]
+    assert torch.allclose(bounded["sem_seg_scores"], full.max(0).values, atol=1e-6)
+    assert torch.equal(bounded["sem_seg_labels"], full.argmax(0))
+    assert set(small(image, prompts=PROMPTS[:1], task="foreground")) == {"sem_seg"}  # a map of one text
+
+
+def test_semantic_maps_within_the_limit_stay_maps_unless_labels_are_asked(predictor, image):
+    assert set(predictor(image, prompts=PROMPTS, task="semantic")) == {"sem_seg"}
+    assert set(predictor(image, prompts=PROMPTS, task="semantic", semantic_output="labels")) == \
+        {"sem_seg_labels", "sem_seg_scores"}
+    with pytest.raises(ValueError, match="sem_seg_output"):
+        predictor(image, prompts=PROMPTS, task="semantic", semantic_output="probabilities")
+
+
+def test_evaluation_inputs_ask_for_the_score_map(tmp_path):
+    from mqformer_d2.data.unified_mapper import UnifiedDatasetMapper
+
+    path = tmp_path / "image.png"
+    cv2.imwrite(str(path), np.zeros((8, 8, 3), np.uint8))
+    mapped = UnifiedDatasetMapper(False, augmentations=[], image_format="BGR")(
+        {"file_name": str(path), "height": 8, "width": 8, "dataset_name": TEST_DATASET})
+    assert mapped["sem_seg_output"] == "scores"

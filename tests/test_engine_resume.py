@@ -77,3 +77,23 @@ def test_the_run_config_is_kept_when_the_resume_fails(tmp_path):
         keep_run_config(str(tmp_path), write_then_fail)
     assert (tmp_path / "config.yaml").read_text() == "MAX_ITER: 3\n"
     assert not (tmp_path / "config.yaml.original").exists()
+
+
+def test_checkpoints_without_last_checkpoint_resume_from_the_newest_intact_one(run, caplog, monkeypatch):
+    monkeypatch.setattr(logging.getLogger("mqformer_d2"), "propagate", True)
+    (run / "last_checkpoint").unlink()
+    assert resume_checkpoint(str(run)) == str(run / "model_final.pth")
+    assert any("last_checkpoint is missing" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+
+
+def test_checkpoints_without_last_checkpoint_none_intact_is_an_error(run):
+    (run / "last_checkpoint").unlink()
+    for name in ("model_final.pth", "model_0000003.pth", "model_0000001.pth"):
+        (run / name).write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(FileNotFoundError, match="none of its checkpoints"):
+        resume_checkpoint(str(run))
+
+
+def test_other_weights_files_in_the_folder_are_not_checkpoints_of_the_run(tmp_path):
+    torch.save({"model": {"w": torch.zeros(2)}}, str(tmp_path / "R-50.pth"))
+    assert resume_checkpoint(str(tmp_path)) is None

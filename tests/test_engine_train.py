@@ -4,6 +4,7 @@ import shutil
 
 import pytest
 import torch
+from detectron2.engine import HookBase
 from helpers import (
     TINY_CONFIG,
     TINY_OPTIONS,
@@ -14,6 +15,7 @@ from helpers import (
 )
 
 from mqformer_d2.engine import MQFormerTrainer
+from mqformer_d2.engine.run_dirs import TRAINING_LOCK, TrainingDirLock
 
 torch.set_num_threads(2)
 REAL_BUILD_EVALUATOR = MQFormerTrainer.__dict__["build_evaluator"]
@@ -140,3 +142,97 @@ def test_real_evaluators_on_every_task(train_net, trained, tmp_path, monkeypatch
     assert set(results) == {*tests, "mqformer_shapes_seginw"}
     assert all(results[name] for name in tests)
     assert results["mqformer_shapes_seginw"]["num_datasets"] == 2
+
+
+def test_eval_only_resume_evaluates_the_last_checkpoint_of_the_named_folder(train_net, trained, digest_evaluators):
+    output_dir, results = trained
+    again = train_net.main(train_net_args("--config-file", TINY_CONFIG, "--eval-only", "--resume", *TRAIN_OPTIONS,
+                                          "OUTPUT_DIR", output_dir))
+    assert flat(again) == pytest.approx(flat(results), rel=1e-5, abs=1e-6)
+    newest = max((d for d in os.listdir(output_dir) if d.startswith("eval_")),
+                 key=lambda d: os.path.getmtime(os.path.join(output_dir, d)))
+    with open(os.path.join(output_dir, newest, "config.yaml")) as f:
+        assert os.path.join(output_dir, "model_final.pth") in f.read()  # what was evaluated
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_eval_only_without_any_weights_is_an_error(train_net, tiny_shapes, digest_evaluators, tmp_path, resume):
+    flags = ["--eval-only"] + (["--resume"] if resume else [])
+    with pytest.raises(ValueError, match="no weights to evaluate: MODEL.WEIGHTS is empty"):
+        train_net.main(train_net_args("--config-file", TINY_CONFIG, *flags, *TRAIN_OPTIONS, "OUTPUT_DIR", tmp_path))
+    assert not os.listdir(tmp_path)
+
+
+def _copy_without_last_checkpoint(trained, tmp_path):
+    output_dir = str(tmp_path / "run")
+    shutil.copytree(trained[0], output_dir)
+    os.remove(os.path.join(output_dir, "last_checkpoint"))
+    return output_dir
+
+
+def test_resume_without_last_checkpoint_continues_from_the_newest_checkpoint(train_net, trained, digest_evaluators,
+                                                                             tmp_path):
+    output_dir = _copy_without_last_checkpoint(trained, tmp_path)
+    log_size = os.path.getsize(os.path.join(output_dir, "log.txt"))
+    train_net.main(train_net_args("--config-file", TINY_CONFIG, "--resume", *TRAIN_OPTIONS,
+                                  "OUTPUT_DIR", output_dir, "SOLVER.MAX_ITER", 4))
+    with open(os.path.join(output_dir, "log.txt")) as f:
+        new_log = f.read()[log_size:]
+    assert "Starting training from iteration 3" in new_log and "last_checkpoint is missing" in new_log
+    assert checkpoint_iteration(os.path.join(output_dir, "model_final.pth")) == 3
+
+
+def test_new_run_refuses_checkpoints_without_last_checkpoint(train_net, trained, tmp_path):
+    output_dir = _copy_without_last_checkpoint(trained, tmp_path)
+    before = {n: os.path.getmtime(os.path.join(output_dir, n)) for n in os.listdir(output_dir)}
+    with pytest.raises(FileExistsError, match="model_final.pth.*--resume"):
+        train_net.main(train_net_args("--config-file", TINY_CONFIG, *TRAIN_OPTIONS, "OUTPUT_DIR", output_dir))
+    assert {n: os.path.getmtime(os.path.join(output_dir, n)) for n in os.listdir(output_dir)} == before
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_training_into_a_folder_another_training_holds_is_refused(train_net, tiny_shapes, tmp_path, resume):
+    output_dir = tmp_path / "shared"
+    with TrainingDirLock(str(output_dir)):  # as the other training holds it while it runs
+        flags = ["--resume"] if resume else []
+        with pytest.raises(FileExistsError, match=f"OUTPUT_DIR {output_dir} is in use by another training run "
+                                                  f"\\(pid {os.getpid()} on"):
+            train_net.main(train_net_args("--config-file", TINY_CONFIG, *flags, *TRAIN_OPTIONS,
+                                          "OUTPUT_DIR", output_dir))
+        assert os.listdir(output_dir) == [TRAINING_LOCK]  # no log.txt, config.yaml or metrics
+
+
+def test_training_releases_the_folder_when_it_ends(trained):
+    assert TRAINING_LOCK not in os.listdir(trained[0])
+    with TrainingDirLock(trained[0]):  # nobody holds it any more
+        pass
+
+
+@pytest.mark.parametrize("options, message", [
+    (["SOLVER.MAX_ITER", 0], "SOLVER.MAX_ITER is 0: training needs at least one iteration"),
+    (["DATASETS.TRAIN", "()"], "DATASETS.TRAIN is empty"),
+])
+def test_settings_that_cannot_train_name_the_key(train_net, tiny_shapes, tmp_path, options, message):
+    with pytest.raises(ValueError, match=message):
+        train_net.main(train_net_args("--config-file", TINY_CONFIG, *TRAIN_OPTIONS, *options, "OUTPUT_DIR", tmp_path))
+    assert not os.listdir(tmp_path)
+
+
+class _ReplaceOutputDirWithAFile(HookBase):
+    """After the first step, OUTPUT_DIR becomes a file: the checkpoint of iteration 1 cannot be written."""
+
+    def after_step(self):
+        if self.trainer.iter == 0:
+            shutil.rmtree(self.trainer.cfg.OUTPUT_DIR)
+            with open(self.trainer.cfg.OUTPUT_DIR, "w") as f:
+                f.write("not a folder")
+
+
+def test_a_failed_checkpoint_write_is_the_error_raised(train_net, tiny_shapes, digest_evaluators, tmp_path,
+                                                       monkeypatch):
+    build_hooks = MQFormerTrainer.build_hooks
+    monkeypatch.setattr(MQFormerTrainer, "build_hooks", lambda self: [_ReplaceOutputDirWithAFile(), *build_hooks(self)])
+    output_dir = tmp_path / "run"
+    with pytest.raises(OSError) as raised:
+        train_net.main(train_net_args("--config-file", TINY_CONFIG, *TRAIN_OPTIONS, "OUTPUT_DIR", output_dir))
+    assert str(output_dir / "model_0000001.pth") in str(raised.value)

@@ -242,3 +242,18 @@ def test_lvis_without_the_package_is_a_clear_error():
         register_dataset(name, lambda: [], task="instance", evaluator_type="lvis", text_prompts=["a"])
         with pytest.raises(ImportError, match=name):
             build_evaluator(None, name)
+
+
+@pytest.mark.parametrize("dataset", ["full_stuff_map"], indirect=True)  # semantic evaluation needs it
+@pytest.mark.parametrize("value, dtype", [(5, np.uint8), (300, np.uint16)])
+def test_a_ground_truth_label_outside_the_classes_names_the_file_and_value(dataset, value, dtype):
+    sem_seg_file = os.path.join(MetadataCatalog.get(dataset).sem_seg_root, "2.png")
+    label = labels(2).astype(dtype)
+    label[3:5, 3:5] = value  # 4 pixels of a label the 4-class dataset does not have
+    write_png(sem_seg_file, label)
+    evaluator = OpenVocabSemSegEvaluator(dataset)
+    evaluator.reset()
+    evaluator.process([make_input(1)], [{"sem_seg": scores_over(PROMPTS, labels(1))}])
+    with pytest.raises(ValueError, match=f"dataset '{dataset}': ground-truth file {sem_seg_file} holds "
+                                         f"label\\(s\\) \\[{value}\\] \\(4 pixels\\), outside its 4 classes"):
+        evaluator.process([make_input(2)], [{"sem_seg": scores_over(PROMPTS, labels(2))}])

@@ -70,3 +70,61 @@ def test_panoptic_temperature_labels_by_softmax_but_thresholds_the_sigmoid():
     assert [s["category_id"] for s in segments] == [0]
     expected = float(torch.softmax(torch.tensor([0.30, 0.28]) / 0.06, 0)[0])
     assert abs(segments[0]["score"] - expected) < 1e-5
+
+
+def _semantic_case(num_texts=7, queries=5, size=(6, 8), seed=0):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(queries, num_texts, generator=g) * 2
+    mask_logits = torch.randn(queries, *size, generator=g) * 3
+    resize = post.ResizeSpec(size, (5, 7), (10, 13))  # padded -> unpadded -> a larger output
+    return logits, mask_logits, resize
+
+
+def _check_against_the_full_map(labels, scores, full):
+    assert labels.dtype == torch.int64 and labels.shape == scores.shape == full.shape[1:]
+    best, first = full.max(0)
+    assert torch.allclose(scores, best, atol=1e-6)
+    top2 = full.topk(2, dim=0).values
+    clear = (top2[0] - top2[1]) > 1e-5  # pixels whose winner float rounding cannot change
+    assert bool(clear.any()) and torch.equal(labels[clear], first[clear])
+
+
+def test_semantic_labels_are_the_argmax_and_max_of_the_full_map(monkeypatch):
+    logits, mask_logits, resize = _semantic_case()
+    full = post.semantic_inference(logits, mask_logits, resize)
+    monkeypatch.setattr(post, "CHUNK_PIXELS", 2 * 10 * 13)  # two texts per chunk: 4 chunks, the last one short
+    _check_against_the_full_map(*post.semantic_labels(logits, mask_logits, resize), full)
+
+
+def test_semantic_labels_keep_the_class_temperature(monkeypatch):
+    logits, mask_logits, resize = _semantic_case(seed=1)
+    monkeypatch.setattr(post, "CHUNK_PIXELS", 3 * 10 * 13)
+    full = post.semantic_inference(logits, mask_logits, resize, temperature=0.06)
+    plain = post.semantic_inference(logits, mask_logits, resize)
+    labels, scores = post.semantic_labels(logits, mask_logits, resize, temperature=0.06)
+    _check_against_the_full_map(labels, scores, full)
+    assert not torch.allclose(scores, plain.max(0).values)  # the sharpening is applied across chunks
+
+
+def test_semantic_labels_never_hold_a_texts_by_pixels_map(monkeypatch):
+    """Every full-size map made is a chunk of at most CHUNK_PIXELS values, whatever the texts."""
+    logits, mask_logits, resize = _semantic_case(num_texts=50)
+    monkeypatch.setattr(post, "CHUNK_PIXELS", 4 * 10 * 13)
+    sizes = []
+    original = post.ResizeSpec.resize
+
+    def recording(self, maps):
+        output = original(self, maps)
+        sizes.append(output.numel())
+        return output
+
+    monkeypatch.setattr(post.ResizeSpec, "resize", recording)
+    labels, _ = post.semantic_labels(logits, mask_logits, resize)
+    assert len(sizes) == 13 and max(sizes) <= 4 * 10 * 13 < 50 * 10 * 13
+    assert int(labels.max()) < 50 and int(labels.min()) >= 0
+
+
+def test_semantic_labels_without_texts_are_minus_one():
+    _, mask_logits, resize = _semantic_case()
+    labels, scores = post.semantic_labels(torch.zeros(5, 0), mask_logits, resize)
+    assert labels.shape == (10, 13) and bool((labels == -1).all()) and not bool(scores.any())

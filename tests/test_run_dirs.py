@@ -1,6 +1,7 @@
 """Run and evaluation folders are claimed atomically: runs started at once never share a folder."""
 import multiprocessing
 import os
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -9,7 +10,7 @@ from detectron2.config import get_cfg
 
 from helpers import load_script
 from mqformer_d2.engine.defaults import separate_eval_output_dir
-from mqformer_d2.engine.run_dirs import claim_dir, claim_timestamped_dir
+from mqformer_d2.engine.run_dirs import TRAINING_LOCK, TrainingDirLock, claim_dir, claim_timestamped_dir
 
 FROZEN = time.strftime("%Y%m%d_%H%M%S")
 
@@ -70,3 +71,42 @@ def test_a_named_folder_with_files_is_refused_and_kept(tmp_path):
     with pytest.raises(FileExistsError, match=str(tmp_path)):
         claim_dir(str(tmp_path))
     assert (tmp_path / "model_final.pth").read_bytes() == b"weights"
+
+
+def _lock_and_hold(path, queue, seconds):
+    try:
+        with TrainingDirLock(path):
+            queue.put("locked")
+            time.sleep(seconds)
+    except FileExistsError as e:
+        queue.put(str(e))
+
+
+def test_two_processes_locking_one_training_folder_one_is_refused_naming_the_holder(tmp_path):
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    processes = [context.Process(target=_lock_and_hold, args=(str(tmp_path), queue, 3)) for _ in range(2)]
+    for process in processes:
+        process.start()
+    answers = [queue.get(timeout=30) for _ in processes]
+    for process in processes:
+        process.join(30)
+    assert answers.count("locked") == 1
+    refusal = next(a for a in answers if a != "locked")
+    assert f"OUTPUT_DIR {tmp_path} is in use by another training run" in refusal
+    # The holder writes its pid right after locking; a refusal in between names "another process".
+    assert any(f"(pid {p.pid} on" in refusal for p in processes) or "(another process;" in refusal
+    assert not (tmp_path / TRAINING_LOCK).exists()  # removed by the holder at its end
+
+
+def test_the_lock_of_a_killed_training_does_not_block_the_next(tmp_path):
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    holder = context.Process(target=_lock_and_hold, args=(str(tmp_path), queue, 60))
+    holder.start()
+    assert queue.get(timeout=30) == "locked"
+    os.kill(holder.pid, signal.SIGKILL)  # no clean-up runs: the lock file stays
+    holder.join(30)
+    assert (tmp_path / TRAINING_LOCK).exists()
+    with TrainingDirLock(str(tmp_path)) as lock:
+        assert f"pid {os.getpid()} on" in open(lock.path).read()

@@ -1,8 +1,13 @@
 """Tests of the built-in synthetic benchmark ``mqformer_shapes`` on a tiny generated copy (CPU)."""
+import fcntl
 import hashlib
 import json
+import multiprocessing
 import os
 import re
+import signal
+import tempfile
+import time
 
 import cv2
 import numpy as np
@@ -334,3 +339,42 @@ def test_foreign_folder_is_refused_and_interrupted_run_leaves_nothing(tmp_path, 
     with pytest.raises(KeyboardInterrupt):
         generate_shapes_benchmark(str(tmp_path / "fresh"), seed=1, **MINIMAL)
     assert os.listdir(tmp_path / "fresh") == []
+
+
+def _generation_killed_while_writing(root):
+    """A process that starts writing a temporary folder the way ensure_benchmark does, then is
+    killed: its folder and lock file stay, its lock is gone."""
+    context = multiprocessing.get_context("fork")
+    ready = context.Event()
+
+    def generate():
+        temp = tempfile.mkdtemp(prefix=benchmark_module.PARTIAL_PREFIX, dir=root)
+        with open(os.path.join(temp, benchmark_module.GENERATING_LOCK), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            with open(os.path.join(temp, "images.bin"), "wb") as f:
+                f.write(b"\0" * 100_000)
+            ready.set()
+            time.sleep(60)
+
+    process = context.Process(target=generate)
+    process.start()
+    assert ready.wait(30)
+    os.kill(process.pid, signal.SIGKILL)
+    process.join(30)
+
+
+def test_a_killed_generation_leaves_no_folder_behind_for_good(tmp_path):
+    root = str(tmp_path)
+    _generation_killed_while_writing(root)
+    (killed,) = [d for d in os.listdir(root) if d.startswith(benchmark_module.PARTIAL_PREFIX)]
+    running = tempfile.mkdtemp(prefix=benchmark_module.PARTIAL_PREFIX, dir=root)
+    with open(os.path.join(running, benchmark_module.GENERATING_LOCK), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a generation still at work (its lock held)
+        old = tempfile.mkdtemp(prefix=benchmark_module.PARTIAL_PREFIX, dir=root)  # no lock file, a day old
+        os.utime(old, (time.time() - 86400,) * 2)
+        fresh = tempfile.mkdtemp(prefix=benchmark_module.PARTIAL_PREFIX, dir=root)  # its lock not made yet
+        base = generate_shapes_benchmark(root, seed=1, workers=1, **MINIMAL)
+        left = set(os.listdir(root))
+    assert killed not in left and os.path.basename(old) not in left
+    assert {os.path.basename(running), os.path.basename(fresh), os.path.basename(base)} <= left
+    assert benchmark_module.GENERATING_LOCK not in os.listdir(base)

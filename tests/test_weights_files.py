@@ -1,5 +1,6 @@
 """Weights files never run code, and every bad file is an error naming it (issue 13, item 1;
 issue 12, item 4): crafted pickles, text and empty files, missing files, weights of another model."""
+import logging
 import pickle
 
 import numpy as np
@@ -58,8 +59,7 @@ def test_the_predictor_and_the_trainer_use_the_safe_loader(tmp_path):
         MQFormerPredictor(tiny_config("MODEL.WEIGHTS", path))
     from mqformer_d2.engine.trainer import MQFormerTrainer
     with pytest.raises(WeightsFileError, match="evil.pkl"):
-        MQFormerTrainer.load_weights_for_evaluation(tiny_config("MODEL.WEIGHTS", path), build_model(tiny_config()),
-                                                    resume=False)
+        MQFormerTrainer.load_weights_for_evaluation(tiny_config("MODEL.WEIGHTS", path), build_model(tiny_config()))
     assert not marker.exists()
 
 
@@ -160,3 +160,32 @@ def test_bare_backbone_state_dict_loads_by_name_suffix(tmp_path):
     torch.save(source.state_dict(), path)
     MQFormerCheckpointer(target).load(path)
     torch.testing.assert_close(target.backbone.stem.conv1.weight, source.stem.conv1.weight)
+
+
+@pytest.mark.parametrize("url", ["https://example.com/weights/model_final.pth",
+                                 "detectron2://ImageNetPretrained/MSRA/R-50.pkl"])
+def test_a_url_is_refused_without_downloading(tiny_model, monkeypatch, url):
+    from detectron2.utils.file_io import PathManager
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("a download was attempted")
+
+    monkeypatch.setattr(PathManager, "get_local_path", no_download)
+    monkeypatch.setattr(PathManager, "open", no_download)
+    with pytest.raises(ValueError, match=f"MODEL.WEIGHTS {url} is a URL: .*Download the file first"):
+        MQFormerCheckpointer(tiny_model).load(url)
+
+
+def test_a_checkpoint_of_nans_loads_with_a_warning_naming_the_file(tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(logging.getLogger("mqformer_d2"), "propagate", True)
+    model = build_model(tiny_config())
+    state = model.state_dict()
+    state["decoder.heads.classifier.log_scale"] = torch.tensor(float("nan"))
+    state["backbone.stem.conv1.weight"] = state["backbone.stem.conv1.weight"].clone()
+    state["backbone.stem.conv1.weight"][0, 0, 0, 0] = float("inf")
+    path = str(tmp_path / "diverged.pth")
+    torch.save({"model": state}, path)
+    MQFormerCheckpointer(build_model(tiny_config())).load(path)
+    (warning,) = [r.getMessage() for r in caplog.records if "NaN" in r.getMessage()]
+    assert warning.startswith(f"weights file {path}: 2 of the ")
+    assert "backbone.stem.conv1.weight" in warning and "decoder.heads.classifier.log_scale" in warning

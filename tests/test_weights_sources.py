@@ -124,6 +124,9 @@ def test_convert_weights_writes_a_checkpoint_that_loads_by_name(tmp_path, capsys
     with pytest.raises(FileExistsError, match="--overwrite"):
         tool.main(argv)
     assert destination.read_bytes() == before
+    tool.main([*argv[:4], "--overwrite", *argv[4:]])  # the flag after SRC DST is a flag, not an override
+    tool.main([*argv, "--overwrite"])
+    assert "wrote" in capsys.readouterr().out
     options = ["MODEL.WEIGHTS", str(destination)]
     for predictor in (MQFormerPredictor(tiny_config(*options)), DefaultPredictor(tiny_config(*options))):
         loaded = predictor.model.backbone.state_dict()

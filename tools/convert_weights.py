@@ -34,8 +34,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("destination", metavar="DST", help="MQ-Former checkpoint to write (.pth)")
     parser.add_argument("--config-file", required=True, help="config of the model the weights are for")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing DST")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ... (after SRC DST)")
-    return parser.parse_args(argv)
+    parser.add_argument("opts", nargs="*", help="config overrides KEY VALUE ... (after SRC DST)")
+    # Intermixed: flags are flags anywhere, also after SRC DST or the overrides ("SRC DST --overwrite").
+    return parser.parse_intermixed_args(argv)
 
 
 def convert(source: str, config_file: str, opts: List[str]) -> Tuple[Dict[str, torch.Tensor], LoadReport]:

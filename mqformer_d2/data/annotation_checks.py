@@ -180,12 +180,13 @@ def check_annotations(name: str, records: List[dict], policy: str = "warn", trai
     return records
 
 
-def check_image_files(name: str, records: List[dict]) -> None:
-    """Raise a FileNotFoundError naming dataset ``name``, how many of the files its training
-    records read are missing and the first few of them (one existence check per file)."""
+def check_image_files(name: str, records: List[dict], role: str = "training") -> None:
+    """Raise a FileNotFoundError naming dataset ``name`` (a ``role`` "training" or "test" set),
+    how many of the files its records read are missing and the first few of them (one existence
+    check per file)."""
     missing = [record[key] for record in records for key in _IMAGE_KEYS
                if key in record and not os.path.exists(record[key])]
     if missing:
         shown = ", ".join(missing[:_MISSING_EXAMPLES]) + (", ..." if len(missing) > _MISSING_EXAMPLES else "")
         raise FileNotFoundError(f"dataset '{name}': {len(missing)} file(s) of its {len(records)} "
-                                f"training images are missing: {shown}")
+                                f"{role} images are missing: {shown}")

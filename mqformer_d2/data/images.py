@@ -2,12 +2,17 @@
 predictor checked to be (H, W, 3) uint8 (16-bit and grayscale arrays converted, others refused).
 
 detectron2's `read_image` converts a 16-bit grayscale PNG with PIL's `convert("RGB")`, which clips
-every value above 255 (a 16-bit image becomes nearly all white) instead of scaling it.
+every value above 255 (a 16-bit image becomes nearly all white) instead of scaling it. A file
+that cannot be decoded (truncated, not an image) raises `ImageReadError` naming it: PIL's own
+errors ("image file is truncated") do not, and reach the user through a data-loader worker.
 """
 import logging
+from contextlib import contextmanager
+from typing import Iterator, Tuple
 
 import numpy as np
 from detectron2.data import detection_utils as utils
+from detectron2.data.transforms import ResizeShortestEdge
 from detectron2.utils.file_io import PathManager
 from PIL import Image, ImageOps
 
@@ -18,18 +23,60 @@ _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _SIXTEEN_BIT_SCALE = 65535 / 255
 
 
+class ImageReadError(OSError):
+    """An image file that exists but cannot be decoded; the message names it."""
+
+
+@contextmanager
+def naming_the_file(file_name: str) -> Iterator[None]:
+    """Re-raise a decoding error of `file_name` (PIL's OSError, SyntaxError or ValueError, its
+    decompression-bomb error) as an ImageReadError naming the file; a missing file stays a
+    FileNotFoundError (whose message names it already)."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise ImageReadError(f"cannot read image file {file_name}: {e}") from e
+
+
 def read_image(file_name: str, format: str) -> np.ndarray:
     """detectron2's `read_image(file_name, format)` (EXIF orientation applied), except that a 16-bit
-    single-channel image is scaled to 0..255 (value / 257, rounded) rather than clipped.
+    single-channel image is scaled to 0..255 (value / 257, rounded) rather than clipped, and that
+    a file that cannot be decoded is an ImageReadError naming it.
 
     Returns:
         (H, W, C) uint8 in `format` ("RGB", "BGR", "L", ...).
     """
-    with PathManager.open(file_name, "rb") as f:
+    with naming_the_file(file_name), PathManager.open(file_name, "rb") as f:
         image = ImageOps.exif_transpose(Image.open(f))
         if image.mode in _SIXTEEN_BIT_MODES:
             image = Image.fromarray(scale_to_uint8(np.asarray(image), 65535), mode="L")
         return utils.convert_PIL_to_numpy(image, format)
+
+
+def read_label_map(file_name: str) -> np.ndarray:
+    """A semantic label image as detectron2 reads it (values kept, 16-bit too), float64 (see the
+    mapper); a file that cannot be decoded is an ImageReadError naming it."""
+    with naming_the_file(file_name):
+        return utils.read_image(file_name).astype(np.float64)
+
+
+def resized_shape(height: int, width: int, short_edge: int, max_size: int, where: str = "image") -> Tuple[int, int]:
+    """The (h, w) the test-time resize (ResizeShortestEdge to `short_edge`, long side at most
+    `max_size`) gives an image of (height, width); a ValueError saying the size is too small
+    when the image has no pixel or a side would shrink below one pixel (a 2x2000 image)."""
+    if height <= 0 or width <= 0:
+        raise ValueError(f"{where} is {height}x{width} pixels: an image needs at least one pixel per side")
+    if short_edge <= 0:
+        return height, width
+    new_height, new_width = ResizeShortestEdge.get_output_shape(height, width, short_edge, max_size)
+    if min(new_height, new_width) < 1:
+        raise ValueError(
+            f"{where} is {height}x{width} pixels: too small (too elongated) for the test-time resize "
+            f"(INPUT.MIN_SIZE_TEST {short_edge}, INPUT.MAX_SIZE_TEST {max_size}), which would make it "
+            f"{new_height}x{new_width}; crop or pad it to a less elongated shape")
+    return new_height, new_width
 
 
 def scale_to_uint8(values: np.ndarray, maximum: float) -> np.ndarray:

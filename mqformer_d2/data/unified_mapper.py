@@ -12,7 +12,7 @@ from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 
 from .augmentation import build_augmentations
-from .images import read_image
+from .images import read_image, read_label_map
 from .targets import (
     annotation_to_target,
     count_horizontal_flips,
@@ -31,7 +31,8 @@ class UnifiedDatasetMapper:
     The dict must carry `dataset_name` (the multi-dataset loader adds it): the dataset's metadata,
     not its name, says what to do (`task`, `text_prompts`, `ignore_label`). Output keys:
     `image` (3, H, W) uint8, `height`, `width`, `task`, `vocabulary`, and in training `instances`
-    with gt_boxes, gt_masks, gt_text_ids, gt_has_mask, gt_has_box.
+    with gt_boxes, gt_masks, gt_text_ids, gt_has_mask, gt_has_box; in evaluation `sem_seg_output`
+    "scores" (semantic outputs as (T, H, W) score maps, whatever their size).
 
     Training: targets come from `annotations`, or, for semantic dicts without annotations, one per
     class of `sem_seg_file_name`; free-form texts are drawn at random per load (synthetic captions)
@@ -81,21 +82,33 @@ class UnifiedDatasetMapper:
         utils.check_image_size(dataset_dict, image)
         sem_seg = self._read_sem_seg(dataset_dict)
         aug_input = T.AugInput(image, sem_seg=sem_seg)
-        transforms = self.augmentations(aug_input)
+        transforms = self._augment(aug_input, dataset_dict)
         dataset_dict["image"] = torch.as_tensor(np.ascontiguousarray(aug_input.image.transpose(2, 0, 1)))
         dataset_dict["task"] = metadata.task
         if not self.is_train:
+            dataset_dict["sem_seg_output"] = "scores"  # the (T, H, W) map SemSegEvaluator reads
             return self._add_eval_vocabulary(dataset_dict, metadata)
         self._add_training_targets(dataset_dict, metadata, transforms, aug_input)
         return dataset_dict
 
+    def _augment(self, aug_input: T.AugInput, dataset_dict: dict) -> T.TransformList:
+        """The augmentations applied in place; an image they cannot resize (e.g. 2x2000 pixels,
+        whose short side would shrink to 0) is a ValueError naming the dataset, the file and its size."""
+        try:
+            return self.augmentations(aug_input)
+        except (ValueError, ZeroDivisionError) as e:
+            height, width = aug_input.image.shape[:2]
+            raise ValueError(f"dataset '{dataset_dict['dataset_name']}', image {dataset_dict['file_name']} "
+                             f"({height}x{width} pixels): the augmentations cannot resize it, it is too "
+                             f"small or too elongated ({type(e).__name__}: {e})") from e
+
     def _read_sem_seg(self, dataset_dict: dict) -> Optional[np.ndarray]:
-        """The semantic label map, needed only to build training targets of semantic datasets."""
+        """The semantic label map, needed only to build training targets of semantic datasets.
+        Float64: detectron2 resizes non-uint8 maps with nearest interpolation (exact for labels up
+        to 2**53) and cannot resize int64; also holds 16-bit maps (e.g. Pascal Context 459)."""
         if not self.is_train or "annotations" in dataset_dict or "sem_seg_file_name" not in dataset_dict:
             return None
-        # float64: detectron2 resizes non-uint8 maps with nearest interpolation (exact for labels
-        # up to 2**53) and cannot resize int64; also holds 16-bit maps (e.g. Pascal Context 459).
-        return utils.read_image(dataset_dict.pop("sem_seg_file_name")).astype(np.float64)
+        return read_label_map(dataset_dict["sem_seg_file_name"])
 
     def _add_training_targets(self, dataset_dict, metadata, transforms, aug_input):
         image_size = aug_input.image.shape[:2]
@@ -103,6 +116,7 @@ class UnifiedDatasetMapper:
         annotations = dataset_dict.pop("annotations", [])
         if aug_input.sem_seg is not None:
             targets = self._semantic_targets(aug_input.sem_seg, transforms, dataset_dict, metadata, prompts)
+            del dataset_dict["sem_seg_file_name"]  # read into the targets
         else:
             targets = self._annotation_targets(annotations, transforms, dataset_dict, prompts, image_size)
         candidates = self._negative_candidates(annotations, prompts, metadata.task)
@@ -137,7 +151,12 @@ class UnifiedDatasetMapper:
         # Context 459): mark the padded pixels as ignored whatever ignore_label is.
         inside = transform_mask(np.ones((dataset_dict["height"], dataset_dict["width"]), np.uint8), transforms)
         labels[~inside] = ignore_label
-        return semantic_targets(labels, prompts, ignore_label)
+        try:
+            return semantic_targets(labels, prompts, ignore_label)
+        except ValueError as e:
+            raise ValueError(f"dataset '{dataset_dict['dataset_name']}', label file "
+                             f"{dataset_dict['sem_seg_file_name']}: {e} and is not its ignore_label "
+                             f"{ignore_label}") from e
 
     @staticmethod
     def _negative_candidates(annotations, prompts, task):

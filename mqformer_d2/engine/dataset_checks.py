@@ -1,9 +1,12 @@
 """Checks run before any training or evaluation work: every dataset named in the config exists,
-and each test dataset's metadata has what its evaluator reads. (The training sets' records are
-checked when the training loader loads them: `mqformer_d2.data.annotation_checks`.)"""
+and each test dataset's metadata has what its evaluator reads and its image files exist. (The
+training sets' records are checked when the training loader loads them, before the first step:
+`mqformer_d2.data.annotation_checks`.)"""
 import difflib
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
+
+from ..data.annotation_checks import check_image_files
 
 # evaluator_type -> metadata keys its evaluator (mqformer_d2.evaluation.build_evaluator) and the
 # evaluation mapper read; a tuple means "one of these". Keep in step with evaluation/build.py.
@@ -42,14 +45,21 @@ def check_evaluator_metadata(name: str) -> None:
                          f"has no evaluator; known types: {sorted(EVALUATOR_METADATA)}")
     for keys in EVALUATOR_METADATA[evaluator_type]:
         options = keys if isinstance(keys, tuple) else (keys,)
-        if all(metadata.get(key, None) is None for key in options):
+        if all(_is_unset(metadata.get(key, None)) for key in options):
             raise ValueError(f"DATASETS.TEST: dataset {name!r}: its {evaluator_type!r} evaluator needs "
-                             f"metadata {' or '.join(repr(k) for k in options)}, which is not set")
+                             f"metadata {' or '.join(repr(k) for k in options)}, which is not set or empty")
+
+
+def _is_unset(value) -> bool:
+    """None, or an empty list / dict / string (e.g. `text_prompts=[]`: nothing to evaluate)."""
+    return value is None or (isinstance(value, (list, tuple, dict, str)) and len(value) == 0)
 
 
 def check_datasets(cfg) -> None:
-    """The start-up checks: dataset names (`check_dataset_names`), then the metadata of every
-    DATASETS.TEST entry (`check_evaluator_metadata`)."""
+    """The start-up checks: dataset names (`check_dataset_names`), then of every DATASETS.TEST
+    entry the metadata (`check_evaluator_metadata`) and the image files (loads its records)."""
     check_dataset_names(cfg)
     for name in cfg.DATASETS.TEST:
         check_evaluator_metadata(name)
+    for name in cfg.DATASETS.TEST:
+        check_image_files(name, DatasetCatalog.get(name), "test")

@@ -2,7 +2,8 @@
 import argparse
 import logging
 import os
-from typing import List, Sequence
+from contextlib import ExitStack
+from typing import List, Optional, Sequence
 
 import torch
 from detectron2.config import CfgNode, get_cfg
@@ -11,10 +12,12 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from .. import config as model_config
-from .resume import keep_run_config
-from .run_dirs import claim_timestamped_dir
+from .resume import keep_run_config, resume_checkpoint, run_checkpoints
+from .run_dirs import TrainingDirLock, claim_timestamped_dir
 
 _AMP_PRECISIONS = ("float16", "bfloat16")
+# Training-folder locks of `setup` calls without an ExitStack: held until the process ends.
+_PROCESS_LOCKS: List[TrainingDirLock] = []
 
 
 def get_mqformer_cfg() -> CfgNode:
@@ -94,13 +97,53 @@ def argument_parser() -> argparse.ArgumentParser:
 
 
 def check_output_dir(cfg: CfgNode, args) -> None:
-    """Refuse to start a new training run over the checkpoints of another in OUTPUT_DIR."""
-    last_checkpoint = os.path.join(cfg.OUTPUT_DIR, "last_checkpoint")
-    if not args.eval_only and not args.resume and os.path.exists(last_checkpoint):
+    """Refuse to start a new training run over the checkpoints of another in OUTPUT_DIR (its
+    last_checkpoint, or any model_*.pth)."""
+    if args.eval_only or args.resume:
+        return
+    found = run_checkpoints(cfg.OUTPUT_DIR)
+    if found:
         raise FileExistsError(
             f"OUTPUT_DIR {cfg.OUTPUT_DIR} already holds the checkpoints of a training run "
-            f"({last_checkpoint}); pass --resume to continue it, or choose another OUTPUT_DIR"
+            f"({', '.join(found[:3])}); pass --resume to continue it, or choose another OUTPUT_DIR"
         )
+
+
+def check_training_config(cfg: CfgNode) -> None:
+    """Clear errors, naming the key, for settings that cannot train: mixed precision without
+    CUDA (`check_training_precision`), no training dataset, no iteration."""
+    check_training_precision(cfg)
+    if not len(cfg.DATASETS.TRAIN):
+        raise ValueError("DATASETS.TRAIN is empty: name the datasets to train on (or pass --eval-only "
+                         "to evaluate MODEL.WEIGHTS on DATASETS.TEST)")
+    if cfg.SOLVER.MAX_ITER <= 0:
+        raise ValueError(f"SOLVER.MAX_ITER is {cfg.SOLVER.MAX_ITER}: training needs at least one iteration")
+
+
+def evaluation_weights(cfg: CfgNode, resume: bool) -> CfgNode:
+    """--eval-only: `cfg` with MODEL.WEIGHTS set to what will be evaluated. With `resume`, the
+    newest intact checkpoint of OUTPUT_DIR, looked up in the folder the user named (before
+    `separate_eval_output_dir` moves the output); else, or when it holds none, MODEL.WEIGHTS.
+    Without either, a ValueError: an evaluation of random weights is never what was meant."""
+    checkpoint = resume_checkpoint(cfg.OUTPUT_DIR) if resume else None
+    logger = logging.getLogger(__name__)
+    if checkpoint is None and not cfg.MODEL.WEIGHTS:
+        where = (f" and OUTPUT_DIR {cfg.OUTPUT_DIR} holds no checkpoint (last_checkpoint, model_*.pth) "
+                 "to resume") if resume else ""
+        raise ValueError(f"--eval-only: no weights to evaluate: MODEL.WEIGHTS is empty{where}; set "
+                         "MODEL.WEIGHTS to a checkpoint file, or pass --resume with the OUTPUT_DIR of a "
+                         "training run")
+    if checkpoint is None:
+        if resume:
+            logger.warning("--eval-only --resume: OUTPUT_DIR %s holds no checkpoint; evaluating MODEL.WEIGHTS %s",
+                           cfg.OUTPUT_DIR, cfg.MODEL.WEIGHTS)
+        return cfg
+    logger.info("--eval-only --resume: evaluating %s", checkpoint)
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.MODEL.WEIGHTS = checkpoint
+    cfg.freeze()
+    return cfg
 
 
 def separate_eval_output_dir(cfg: CfgNode) -> CfgNode:
@@ -122,14 +165,40 @@ def separate_eval_output_dir(cfg: CfgNode) -> CfgNode:
     return cfg
 
 
-def setup(args) -> CfgNode:
+def lock_training_dir(cfg: CfgNode, resources: Optional[ExitStack]) -> None:
+    """The main process takes `TrainingDirLock` on OUTPUT_DIR, held until `resources` closes
+    (until the process ends when None); every process raises when it is refused."""
+    error = None
+    if comm.is_main_process():
+        try:
+            lock = TrainingDirLock(cfg.OUTPUT_DIR).acquire()
+            if resources is not None:
+                resources.callback(lock.release)
+            else:
+                _PROCESS_LOCKS.append(lock)
+        except FileExistsError as e:
+            error = e
+    if comm.get_world_size() > 1:
+        refused = comm.all_gather(str(error) if error else None)[0]
+        if refused and error is None:
+            raise FileExistsError(refused)
+    if error is not None:
+        raise error
+
+
+def setup(args, resources: Optional[ExitStack] = None) -> CfgNode:
     """Config from the command line, checked, then detectron2's `default_setup` (logging, a copy
     of the config in OUTPUT_DIR, seeds). Never writes over another run's files; with --resume the
-    run's config.yaml is kept and this command's config goes to config.resume-<n>.yaml."""
+    run's config.yaml is kept and this command's config goes to config.resume-<n>.yaml. A
+    training run locks OUTPUT_DIR (`lock_training_dir`) until `resources` closes; --eval-only
+    resolves its weights (`evaluation_weights`) before writing to a fresh sub-folder."""
     cfg = build_config(args.config_file, args.opts, cpu=getattr(args, "cpu", False))
-    check_output_dir(cfg, args)
     if args.eval_only:
-        cfg = separate_eval_output_dir(cfg)
+        cfg = separate_eval_output_dir(evaluation_weights(cfg, args.resume))
+    else:
+        check_training_config(cfg)
+        check_output_dir(cfg, args)
+        lock_training_dir(cfg, resources)
     if args.resume and not args.eval_only and comm.is_main_process():
         keep_run_config(cfg.OUTPUT_DIR, lambda: default_setup(cfg, args))  # config.resume-<n>.yaml
     else:

@@ -1,5 +1,6 @@
 """What train_net.py runs: `main(args)` in each process, started by detectron2's `launch`."""
 import os
+from contextlib import ExitStack
 
 import torch.distributed as dist
 from detectron2.engine import launch
@@ -18,18 +19,21 @@ def check_process_group(cfg) -> None:
 
 
 def main(args):
-    """Train (resuming from OUTPUT_DIR's last checkpoint with --resume), or evaluate MODEL.WEIGHTS
-    with --eval-only. Returns the evaluation results (None when DATASETS.TEST is empty)."""
-    cfg = setup(args)
-    check_process_group(cfg)
-    check_datasets(cfg)
-    if args.eval_only:
-        model = MQFormerTrainer.build_model(cfg)
-        MQFormerTrainer.load_weights_for_evaluation(cfg, model, resume=args.resume)
-        return MQFormerTrainer.test(cfg, model)
-    trainer = MQFormerTrainer(cfg)
-    trainer.resume_or_load(resume=args.resume)
-    return trainer.train()
+    """Train (resuming from OUTPUT_DIR's last checkpoint with --resume), or evaluate with
+    --eval-only (MODEL.WEIGHTS, or with --resume the last checkpoint of OUTPUT_DIR). Returns the
+    evaluation results (None when DATASETS.TEST is empty). A training run holds OUTPUT_DIR's
+    lock until it returns or fails."""
+    with ExitStack() as resources:
+        cfg = setup(args, resources)
+        check_process_group(cfg)
+        check_datasets(cfg)
+        if args.eval_only:
+            model = MQFormerTrainer.build_model(cfg)
+            MQFormerTrainer.load_weights_for_evaluation(cfg, model)
+            return MQFormerTrainer.test(cfg, model)
+        trainer = MQFormerTrainer(cfg)
+        trainer.resume_or_load(resume=args.resume)
+        return trainer.train()
 
 
 def launch_main(args) -> None:

@@ -10,7 +10,7 @@ from detectron2.modeling import build_model
 
 from ..modeling import MQFormerCheckpointer
 
-from ..data.images import as_uint8_bgr
+from ..data.images import as_uint8_bgr, resized_shape
 
 PREDICTOR_TASKS = ("instance", "semantic", "panoptic", "referring")
 
@@ -25,10 +25,13 @@ class MQFormerPredictor(DefaultPredictor):
 
     prompts: any class names or sentences; None = the default vocabulary (MODEL.MQFORMER.TEST.
     VOCABULARY, else the `text_prompts` of DATASETS.TEST[0]'s metadata). Nothing is registered.
-    task: "instance" -> {"instances"}, "semantic" -> {"sem_seg"} (T, H, W) per-prompt scores,
-    "panoptic" -> {"panoptic_seg": (segment ids, segments_info)}, "referring" -> {"referring":
-    {"texts", "masks" (T, H, W), "scores"}}, one mask per prompt; None = MODEL.MQFORMER.TEST.TASK.
-    Class indices (pred_classes, category_id) index `prompts`.
+    task: "instance" -> {"instances"}, "semantic" -> {"sem_seg"} (T, H, W) per-prompt scores, or,
+    when that map would exceed MODEL.MQFORMER.TEST.SEMANTIC_MAX_SCORES_MB (or with
+    semantic_output="labels"), {"sem_seg_labels" (H, W) int64, "sem_seg_scores" (H, W)}: the best
+    prompt per pixel and its score, computed a chunk of prompts at a time; "panoptic" ->
+    {"panoptic_seg": (segment ids, segments_info)}, "referring" -> {"referring": {"texts", "masks"
+    (T, H, W), "scores"}}, one mask per prompt; None = MODEL.MQFORMER.TEST.TASK.
+    Class indices (pred_classes, category_id, sem_seg_labels) index `prompts`.
 
     MODEL.WEIGHTS is loaded with `MQFormerCheckpointer` (safe reading, format conversion, load
     report, errors for files that do not fit the model), not detectron2's plain loader.
@@ -48,13 +51,15 @@ class MQFormerPredictor(DefaultPredictor):
             raise ValueError(f"INPUT.FORMAT must be RGB or BGR, got {self.input_format!r}")
 
     def __call__(self, original_image: np.ndarray, prompts: Optional[Sequence[str]] = None,
-                 task: Optional[str] = None) -> Dict:
+                 task: Optional[str] = None, semantic_output: Optional[str] = None) -> Dict:
         """
         Args:
             original_image: (H, W, 3) uint8 image in BGR order (uint16 is scaled to 8 bits, (H, W)
                 grayscale replicated; a float array is refused with a message saying how to convert).
             prompts: texts to segment, see the class docstring.
             task: one of PREDICTOR_TASKS (the model also accepts "detection", "foreground", "all").
+            semantic_output: "scores" (the (T, H, W) map) or "labels" (per-pixel labels and scores,
+                bounded memory); None = scores unless the map would exceed SEMANTIC_MAX_SCORES_MB.
 
         Returns:
             the model's output dict for the image, at its original size.
@@ -67,17 +72,20 @@ class MQFormerPredictor(DefaultPredictor):
             inputs["vocabulary"] = list(prompts)
         if task is not None:
             inputs["task"] = task
+        if semantic_output is not None:
+            inputs["sem_seg_output"] = semantic_output
         with torch.no_grad():
             return self.model([inputs])[0]
 
     def model_inputs(self, original_image: np.ndarray) -> Dict:
         """The model's input dict of a BGR image: checked and converted to (H, W, 3) uint8 (see
-        `as_uint8_bgr`: 16-bit and grayscale converted, float refused), resized, in INPUT.FORMAT
-        channel order."""
+        `as_uint8_bgr`: 16-bit and grayscale converted, float refused; an image without pixels or
+        too elongated to resize refused by `resized_shape`), resized, in INPUT.FORMAT channel order."""
         original_image = as_uint8_bgr(original_image, "original_image")
         if self.input_format == "RGB":
             original_image = original_image[:, :, ::-1]
         height, width = original_image.shape[:2]
+        resized_shape(height, width, self.cfg.INPUT.MIN_SIZE_TEST, self.cfg.INPUT.MAX_SIZE_TEST, "original_image")
         image = self.aug.get_transform(original_image).apply_image(original_image)
         image = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
         return {"image": image.to(self.cfg.MODEL.DEVICE), "height": height, "width": width}

@@ -26,7 +26,7 @@ from detectron2.utils.logger import setup_logger
 from ..data import UnifiedDatasetMapper, build_unified_train_loader, load_tagged_dataset_dicts
 from ..evaluation import build_evaluator, summarize_seginw_suites
 from ..modeling import MQFormerCheckpointer
-from .defaults import check_training_precision, warn_about_from_scratch_recipe
+from .defaults import check_training_config, warn_about_from_scratch_recipe
 from .optimizer import build_lr_scheduler, build_optimizer
 from .resume import resume_checkpoint
 
@@ -58,7 +58,7 @@ class MQFormerTrainer(DefaultTrainer):
     def __init__(self, cfg):
         """Builds what DefaultTrainer builds, in its order; only the DDP device arguments, the AMP
         precision and the checkpointer differ."""
-        check_training_precision(cfg)
+        check_training_config(cfg)
         TrainerBase.__init__(self)
         if not logging.getLogger("detectron2").isEnabledFor(logging.INFO):
             setup_logger()
@@ -99,6 +99,22 @@ class MQFormerTrainer(DefaultTrainer):
         super().train()
         return getattr(self, "_last_eval_results", None) if len(self.cfg.DATASETS.TEST) else None
 
+    def after_train(self) -> None:
+        """DefaultTrainer's, except after a failed iteration (`iter` short of `max_iter`): a hook
+        failing then too, e.g. the events writer in an OUTPUT_DIR that the failed checkpoint save
+        could not write either, is logged, so that the error that stopped training is the one
+        raised."""
+        if self.iter >= self.max_iter:
+            super().after_train()
+            return
+        self.storage.iter = self.iter
+        for hook in self._hooks:
+            try:
+                hook.after_train()
+            except Exception:
+                logging.getLogger(__name__).exception(
+                    "training had failed (the error raised); closing %s failed too:", type(hook).__name__)
+
     @classmethod
     def test(cls, cfg, model, evaluators=None):
         """DefaultTrainer.test, plus (several test datasets) each SeginW-format suite's mean and
@@ -135,8 +151,7 @@ class MQFormerTrainer(DefaultTrainer):
         return build_evaluator(cfg, dataset_name, output_folder=output_folder)
 
     @classmethod
-    def load_weights_for_evaluation(cls, cfg, model, resume: bool) -> None:
-        """Load the weights to evaluate, once: the last checkpoint of OUTPUT_DIR with `resume`
-        (when there is one), else MODEL.WEIGHTS."""
-        path = resume_checkpoint(cfg.OUTPUT_DIR) if resume else None
-        MQFormerCheckpointer(model, save_dir=cfg.OUTPUT_DIR).load(path or cfg.MODEL.WEIGHTS, checkpointables=[])
+    def load_weights_for_evaluation(cls, cfg, model) -> None:
+        """Load MODEL.WEIGHTS, the weights to evaluate (with --eval-only --resume, `setup` has set
+        it to the last checkpoint of the OUTPUT_DIR named on the command line)."""
+        MQFormerCheckpointer(model, save_dir=cfg.OUTPUT_DIR).load(cfg.MODEL.WEIGHTS, checkpointables=[])

@@ -24,7 +24,7 @@ def draw_prediction(image_rgb: np.ndarray, prediction: Dict, prompts: Sequence[s
         instances = prediction["instances"].to("cpu")
         drawing = visualizer.draw_instance_predictions(instances[instances.scores > score_threshold])
     elif task == "semantic":
-        drawing = visualizer.draw_sem_seg(prediction["sem_seg"].argmax(0).to("cpu"))
+        drawing = visualizer.draw_sem_seg(semantic_label_map(prediction).to("cpu"))
     elif task == "panoptic":
         segment_ids, segments_info = prediction["panoptic_seg"]
         drawing = visualizer.draw_panoptic_seg(segment_ids.to("cpu"), segments_info)
@@ -33,6 +33,14 @@ def draw_prediction(image_rgb: np.ndarray, prediction: Dict, prompts: Sequence[s
     else:
         raise ValueError(f"task {task!r} has no drawing; expected instance, semantic, panoptic or referring")
     return drawing.get_image()
+
+
+def semantic_label_map(prediction: Dict):
+    """(H, W) int64: the best prompt per pixel of a semantic prediction, in either form
+    (`sem_seg_labels`, or the argmax of the `sem_seg` scores)."""
+    if "sem_seg_labels" in prediction:
+        return prediction["sem_seg_labels"]
+    return prediction["sem_seg"].argmax(0)
 
 
 def _draw_referring(visualizer: Visualizer, referring: Dict):

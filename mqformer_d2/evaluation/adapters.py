@@ -19,6 +19,7 @@ import logging
 import os
 from typing import Dict, List, Optional, Tuple
 
+import numpy as np
 import torch
 from detectron2.data import MetadataCatalog
 from detectron2.data.catalog import Metadata
@@ -30,6 +31,7 @@ from detectron2.evaluation import (
     LVISEvaluator,
     SemSegEvaluator,
 )
+from detectron2.evaluation.sem_seg_evaluation import load_image_into_numpy_array
 
 from .common import VocabularyMapper, total_over_processes
 
@@ -233,7 +235,23 @@ class OpenVocabSemSegEvaluator(_OutputAdapter):
             )
 
     def build_inner(self) -> DatasetEvaluator:
-        return SemSegEvaluator(self.dataset_name, distributed=True, output_dir=self.output_dir)
+        return SemSegEvaluator(self.dataset_name, distributed=True, output_dir=self.output_dir,
+                               sem_seg_loading_fn=self.load_ground_truth)
+
+    def load_ground_truth(self, file_name: str, dtype=int) -> np.ndarray:
+        """SemSegEvaluator's reading of a label PNG, plus a ValueError naming the dataset, the file
+        and the values when a label is neither a class index (0..C-1) nor the ignore_label:
+        SemSegEvaluator would count it in another class's cell (wrong mIoU) or fail reshaping."""
+        labels = load_image_into_numpy_array(file_name, dtype=dtype)
+        ignore_label = MetadataCatalog.get(self.dataset_name).ignore_label
+        outside = ((labels < 0) | (labels >= self.num_classes)) & (labels != ignore_label)
+        if outside.any():
+            values = np.unique(labels[outside])
+            raise ValueError(
+                f"dataset {self.dataset_name!r}: ground-truth file {file_name} holds label(s) "
+                f"{values[:10].tolist()} ({int(outside.sum())} pixels), outside its {self.num_classes} classes "
+                f"(0..{self.num_classes - 1}) and not its ignore_label {ignore_label}")
+        return labels
 
     def convert(self, input: dict, output: dict) -> dict:
         scores = output["sem_seg"]

@@ -12,8 +12,9 @@ It is detectron2's `DetectionCheckpointer` (saving, `resume_or_load`, checkpoint
 """
 import logging
 import os
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
+import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
 from .weights.files import read_weights_file
@@ -42,8 +43,15 @@ class MQFormerCheckpointer(DetectionCheckpointer):
         self._path: str = ""
 
     def load(self, path, *args, **kwargs):
-        """detectron2's `load`, with a FileNotFoundError naming a local file that does not exist."""
-        if path and "://" not in path and not os.path.isfile(path.split("?")[0]):
+        """detectron2's `load` of a local file: a URL (which detectron2 would download through
+        iopath) is a ValueError saying to download it first, and a missing file a
+        FileNotFoundError naming it."""
+        if path and "://" in path:
+            raise ValueError(
+                f"MODEL.WEIGHTS {path} is a URL: weights are read from local files only, nothing is "
+                "downloaded. Download the file first (e.g. `wget -O weights/model.pth URL`; detectron2:// "
+                "stands for https://dl.fbaipublicfiles.com/detectron2/) and set MODEL.WEIGHTS to its path")
+        if path and not os.path.isfile(path.split("?")[0]):
             raise FileNotFoundError(f"weights file {path} does not exist (MODEL.WEIGHTS)")
         return super().load(path, *args, **kwargs)
 
@@ -79,6 +87,7 @@ class MQFormerCheckpointer(DetectionCheckpointer):
         self.last_report = LoadReport.build(self._path, file_format, model_keys, sources, skipped)
         logger.info("%s", self.last_report)
         check_report(self.last_report, incompatible)
+        warn_about_non_finite(self._path, {n: conversion.tensors[n] for n in sources})
         return incompatible
 
     def _log_incompatible_keys(self, incompatible) -> None:
@@ -103,6 +112,17 @@ def check_report(report: LoadReport, incompatible) -> None:
             f"{report.skipped[WRONG_SHAPE][:3]}; build the model "
             "with the config it was trained with"
         )
+
+
+def warn_about_non_finite(path: str, loaded: Dict[str, torch.Tensor]) -> List[str]:
+    """Log a warning naming the file and the first tensors holding NaN or infinite values (a
+    checkpoint of a diverged run loads, and predicts nothing); return their names."""
+    bad = [name for name, tensor in loaded.items()
+           if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+    if bad:
+        logger.warning("weights file %s: %d of the %d loaded tensors hold NaN or infinite values (a diverged "
+                       "training?), e.g. %s", path, len(bad), len(loaded), "; ".join(group_names(bad, 4)))
+    return bad
 
 
 def _first_skipped(report: LoadReport, limit: int = 4):

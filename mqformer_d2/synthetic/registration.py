@@ -45,7 +45,7 @@ def load_synthetic_json(json_file: str, image_root: str, id_map: Optional[Dict[i
     """Unified records of a synthetic COCO json, keeping ``texts``, ``score``, ``quality`` and
     ``has_box`` of each annotation (`coco_records` keeps the geometry and category)."""
     info = load_json(json_file)
-    records = coco_records(info, image_root, id_map=id_map)
+    records = coco_records(info, image_root, id_map=id_map, source=json_file)
     extras = defaultdict(list)
     for ann in info["annotations"]:
         extras[ann["image_id"]].append({k: ann[k] for k in EXTRA_ANNOTATION_KEYS if k in ann})

@@ -77,7 +77,8 @@ def load_ade20k_panoptic(root: str, split: str) -> List[dict]:
     for record in records:
         stem = os.path.splitext(os.path.basename(record["pan_seg_file_name"]))[0]
         record["sem_seg_file_name"] = os.path.join(paths["sem_seg_root"], stem + ".png")
-    return add_panoptic_annotations(records, desc=f"ade20k {split} panoptic -> unified")
+    return add_panoptic_annotations(records, desc=f"ade20k {split} panoptic -> unified",
+                                    source=paths["panoptic_json"])
 
 
 def register_ade20k(root: str) -> None:

@@ -53,8 +53,12 @@ def load_coco_unified_panoptic(root: str, split: str) -> List[dict]:
     require_dir(images)
     require_dir(pngs)
     meta = _get_builtin_metadata("coco_panoptic_standard")
-    records = load_coco_panoptic_json(pan_json, images, pngs, meta)
-    return add_panoptic_annotations(records, desc=f"coco {split} panoptic -> unified")
+    try:
+        records = load_coco_panoptic_json(pan_json, images, pngs, meta)
+    except KeyError as e:  # detectron2's loader looks every segment's category up in COCO's maps
+        raise ValueError(f"{pan_json}: a segment has category_id {e.args[0]}, which is not a COCO "
+                         "panoptic category") from e
+    return add_panoptic_annotations(records, desc=f"coco {split} panoptic -> unified", source=pan_json)
 
 
 def load_coco_unified_instance(root: str, split: str) -> List[dict]:

@@ -94,14 +94,15 @@ def clean_class_names(names: Iterable[str]) -> List[str]:
     return [clean_class_name(n) for n in names]
 
 
-def mask_annotation(mask: np.ndarray, category_id: int, has_box: bool = True, **extra) -> dict:
-    """One unified annotation from a binary mask: RLE segmentation, XYWH box of the mask."""
+def mask_annotation(mask: np.ndarray, category_id: Optional[int], has_box: bool = True, **extra) -> dict:
+    """One unified annotation from a binary mask: RLE segmentation, XYWH box of the mask
+    (``category_id`` None: an unknown category, see ``annotation_checks``)."""
     rle = encode_mask(mask)
     ann = {
         "bbox": rle_xywh_box(rle),
         "bbox_mode": BoxMode.XYWH_ABS,
         "segmentation": rle,
-        "category_id": int(category_id),
+        "category_id": None if category_id is None else int(category_id),
         "has_box": bool(has_box),
         "iscrowd": 0,
     }

@@ -38,7 +38,8 @@ def load_objects365(root: str, split: str) -> List[dict]:
     info = load_json(paths["json_file"])
     require_dir(paths["image_root"])
     return coco_records(
-        info, paths["image_root"], file_name_fn=_objects365_file_name, with_masks=False
+        info, paths["image_root"], file_name_fn=_objects365_file_name, with_masks=False,
+        source=paths["json_file"],
     )
 
 

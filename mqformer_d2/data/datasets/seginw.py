@@ -35,7 +35,7 @@ def load_seginw_split(json_file: str, image_root: str) -> List[dict]:
     category ids are the json's, made contiguous (0-based jsons keep their ids)."""
     info = load_json(json_file)
     require_dir(image_root)
-    return coco_records(info, image_root)
+    return coco_records(info, image_root, source=json_file)
 
 
 def seginw_split_paths(root: str, name: str, folder: str) -> Dict[str, str]:

@@ -4,9 +4,12 @@ The benchmark is a pure function of ``ShapesBenchmarkConfig``: every image draws
 generator seeded by (seed, split, image index), so output bytes do not depend on the order of work.
 It is written into a temporary folder beside the target and renamed into place once complete, with
 ``manifest.json`` (the config and ``GENERATOR_VERSION``) written last; a folder whose manifest
-matches is reused as is.
+matches is reused as is. The generating process holds a lock (`fcntl.flock`, released by the kernel
+when the process dies) in its temporary folder, so the temporary folders of killed generations
+are told from running ones and removed by the next call.
 """
 import dataclasses
+import fcntl
 import functools
 import hashlib
 import json
@@ -177,24 +180,65 @@ def _install(temp: str, base: str, expected: dict) -> None:
     os.rename(temp, base)
 
 
+PARTIAL_PREFIX = ".mqformer_shapes.partial-"
+GENERATING_LOCK = ".generating"  # in a temporary folder: flocked by the process writing it
+# A temporary folder without its lock file (killed before creating it, or written by an earlier
+# version of this code) counts as abandoned once this old.
+ABANDONED_AFTER_SECONDS = 3600
+
+
+def remove_abandoned_partials(root: str) -> List[str]:
+    """Remove the temporary folders of generations that were killed (no live process holds their
+    lock); return their paths. Running generations' folders are left alone."""
+    removed = []
+    for name in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        path = os.path.join(root, name)
+        if name.startswith(PARTIAL_PREFIX) and os.path.isdir(path) and _remove_if_abandoned(path):
+            removed.append(path)
+            logger.info("mqformer_shapes: removed %s, left by a generation that did not finish", path)
+    return removed
+
+
+def _remove_if_abandoned(path: str) -> bool:
+    try:
+        handle = open(os.path.join(path, GENERATING_LOCK))
+    except FileNotFoundError:
+        if time.time() - os.path.getmtime(path) < ABANDONED_AFTER_SECONDS:
+            return False  # maybe a generation that has not created its lock yet
+        shutil.rmtree(path, ignore_errors=True)
+        return True
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # its process is still writing it
+        shutil.rmtree(path, ignore_errors=True)  # under the lock: nobody else removes it meanwhile
+        return True
+
+
 def ensure_benchmark(root: Optional[str] = None, config: Optional[ShapesBenchmarkConfig] = None,
                      workers: Optional[int] = None) -> str:
     """Return ``<root>/mqformer_shapes``, generating it first (with ``workers`` processes, default
     ``default_workers()``) unless a copy with the same parameters is already there. ``root``
-    defaults to ``$DETECTRON2_DATASETS`` (else ``datasets``)."""
+    defaults to ``$DETECTRON2_DATASETS`` (else ``datasets``). Temporary folders of killed
+    generations under ``root`` are removed first (`remove_abandoned_partials`)."""
     root = os.path.abspath(root or default_root())
     config = config or ShapesBenchmarkConfig()
     base = Layout.under_root(root).base
     expected = config.manifest()
+    remove_abandoned_partials(root)
     if read_manifest(base) == expected:
         return base
     os.makedirs(root, exist_ok=True)
-    temp = tempfile.mkdtemp(prefix=".mqformer_shapes.partial-", dir=root)
+    temp = tempfile.mkdtemp(prefix=PARTIAL_PREFIX, dir=root)
     os.chmod(temp, 0o755)  # mkdtemp makes it private; the installed benchmark should not be
     logger.info("mqformer_shapes: generating %s (seed %d) ...", base, config.seed)
     start = time.perf_counter()
     try:
-        write_benchmark(temp, config, workers or default_workers())
+        with open(os.path.join(temp, GENERATING_LOCK), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            write_benchmark(temp, config, workers or default_workers())
+            os.remove(lock.name)  # not part of the benchmark
         _install(temp, base, expected)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)

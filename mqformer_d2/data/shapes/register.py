@@ -40,14 +40,15 @@ def _with_image_ids(records: List[dict]) -> List[dict]:
 def load_instance(root, config, split, dataset_name) -> List[dict]:
     """Things only, from ``instances_<split>.json`` (RLE masks)."""
     layout = Layout(ensure_benchmark(root, config))
-    return coco_records(load_json(layout.instances_json(split)), layout.images(split))
+    return coco_records(load_json(layout.instances_json(split)), layout.images(split),
+                        source=layout.instances_json(split))
 
 
 def load_detection(root, config, split, dataset_name) -> List[dict]:
     """Box-only targets (no ``segmentation``) from ``detection_<split>.json``."""
     layout = Layout(ensure_benchmark(root, config))
     return coco_records(load_json(layout.detection_json(split)), layout.detection_images(split),
-                        with_masks=False)
+                        with_masks=False, source=layout.detection_json(split))
 
 
 def load_panoptic(root, config, split, dataset_name) -> List[dict]:
@@ -60,7 +61,7 @@ def load_panoptic(root, config, split, dataset_name) -> List[dict]:
     for record in records:
         name = os.path.basename(record["pan_seg_file_name"])
         record["sem_seg_file_name"] = os.path.join(layout.semantic(split), name)
-    return add_panoptic_annotations(records, desc=f"{dataset_name} -> unified")
+    return add_panoptic_annotations(records, desc=f"{dataset_name} -> unified", source=layout.panoptic_json(split))
 
 
 def load_semantic(root, config, split, dataset_name) -> List[dict]:

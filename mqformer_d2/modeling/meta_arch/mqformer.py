@@ -30,6 +30,8 @@ TASK_OUTPUTS = {
     "referring": ("referring",),
     "all": ("instances", "sem_seg", "panoptic_seg", "referring"),
 }
+# Forms of the semantic output: the (T, H, W) scores, or per-pixel labels and scores.
+SEMANTIC_OUTPUTS = ("scores", "labels")
 
 
 class EncodedBatch(NamedTuple):
@@ -62,6 +64,8 @@ class MQFormer(nn.Module):
         test_dataset: dataset whose metadata gives the fallback vocabulary and thing classes.
         max_detections, instance_score_threshold, object_mask_threshold, overlap_threshold,
             class_temperature: post-processing settings (see `postprocessing`).
+        semantic_max_scores_bytes: a semantic output whose (T, H, W) float32 scores would exceed
+            this is given as per-pixel labels and scores (`semantic_output`).
         region_classifier: optional second class head on pooled mask features (trained beside the
             criterion, fused with the queries' class logits at inference).
     """
@@ -73,7 +77,8 @@ class MQFormer(nn.Module):
                  test_task: str = "all", test_vocabulary: Sequence[str] = (), test_dataset: str = "",
                  max_detections: int = 100, instance_score_threshold: float = 0.0,
                  object_mask_threshold: float = 0.25, overlap_threshold: float = 0.8,
-                 class_temperature: float = 0.0, region_classifier: Optional[RegionClassifier] = None):
+                 class_temperature: float = 0.0, region_classifier: Optional[RegionClassifier] = None,
+                 semantic_max_scores_bytes: int = 1 << 30):
         super().__init__()
         if test_task not in TASK_OUTPUTS:
             raise ValueError(f"MODEL.MQFORMER.TEST.TASK: {test_task!r} is not one of {sorted(TASK_OUTPUTS)}")
@@ -95,6 +100,7 @@ class MQFormer(nn.Module):
         self.overlap_threshold = overlap_threshold
         self.class_temperature = class_temperature
         self.region_classifier = region_classifier
+        self.semantic_max_scores_bytes = semantic_max_scores_bytes
 
     @classmethod
     def from_config(cls, cfg) -> Dict:
@@ -125,6 +131,7 @@ class MQFormer(nn.Module):
             "overlap_threshold": mq.TEST.OVERLAP_THRESHOLD,
             "class_temperature": mq.TEST.CLASS_TEMPERATURE,
             "region_classifier": build_region_classifier(cfg),
+            "semantic_max_scores_bytes": int(mq.TEST.SEMANTIC_MAX_SCORES_MB * 2**20),
         }
 
     @property
@@ -267,21 +274,42 @@ class MQFormer(nn.Module):
             output_size = (x.get("height", image_size[0]), x.get("width", image_size[1]))
             resize = post.ResizeSpec(padded_size, tuple(image_size), tuple(output_size))
             logits = outputs["pred_logits"][index][:, text.local_to_union[index]]
+            task = self._task(x)
             results.append(self._image_outputs(
-                self._task(x), logits, outputs["pred_masks"][index], outputs["pred_boxes"][index],
+                task, logits, outputs["pred_masks"][index], outputs["pred_boxes"][index],
                 text.vocabulary(index), resize, self._dataset(x),
+                self.semantic_output(x, task, logits.shape[1], resize),
             ))
         return results
 
+    def semantic_output(self, x: Dict, task: str, num_texts: int, resize: post.ResizeSpec) -> str:
+        """How an input's semantic output is given: "scores", the (T, H, W) map `sem_seg`, or
+        "labels", per-pixel `sem_seg_labels` (H, W) and `sem_seg_scores` (H, W) computed a chunk of
+        texts at a time. The input's "sem_seg_output" when set (the evaluation mapper asks for
+        scores, which SemSegEvaluator reads); else "labels" when the map's float32 bytes would
+        exceed MODEL.MQFORMER.TEST.SEMANTIC_MAX_SCORES_MB. Foreground maps are always scores."""
+        wanted = x.get("sem_seg_output")
+        if wanted is not None:
+            if wanted not in SEMANTIC_OUTPUTS:
+                raise ValueError(f"input 'sem_seg_output' {wanted!r} is not one of {SEMANTIC_OUTPUTS}")
+            return wanted
+        height, width = resize.output_size
+        too_big = 4 * num_texts * height * width > self.semantic_max_scores_bytes
+        return "labels" if too_big and task != "foreground" else "scores"
+
     def _image_outputs(self, task: str, logits: Tensor, masks: Tensor, boxes: Tensor,
-                       vocabulary: List[str], resize: post.ResizeSpec, dataset: str) -> Dict:
+                       vocabulary: List[str], resize: post.ResizeSpec, dataset: str,
+                       semantic_output: str = "scores") -> Dict:
         result = {}
         wanted = TASK_OUTPUTS[task]
         if "instances" in wanted:
             result["instances"] = post.instance_inference(
                 logits, masks, boxes, resize, self.max_detections, self.instance_score_threshold
             )
-        if "sem_seg" in wanted:
+        if "sem_seg" in wanted and semantic_output == "labels":
+            result["sem_seg_labels"], result["sem_seg_scores"] = post.semantic_labels(
+                logits, masks, resize, self.class_temperature)
+        elif "sem_seg" in wanted:
             result["sem_seg"] = post.semantic_inference(logits, masks, resize, self.class_temperature)
         if "panoptic_seg" in wanted:
             result["panoptic_seg"] = post.panoptic_inference(

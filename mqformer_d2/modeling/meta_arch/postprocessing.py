@@ -139,6 +139,32 @@ def semantic_inference(logits: Tensor, mask_logits: Tensor, resize: ResizeSpec, 
     return resize.resize(scores)
 
 
+def semantic_labels(logits: Tensor, mask_logits: Tensor, resize: ResizeSpec,
+                    temperature: float = 0.0) -> Tuple[Tensor, Tensor]:
+    """Per pixel, the best text of `semantic_inference`'s (T, H, W) scores and its score, without
+    holding that map: texts are scored a chunk at a time (about CHUNK_PIXELS output values), with
+    a running maximum. Memory: the outputs plus a few chunks, whatever the number of texts.
+
+    Returns:
+        labels (H, W) int64 indices into the texts (the first text on ties, as argmax; -1 when
+        there is no text) and scores (H, W) in the masks' dtype.
+    """
+    probabilities = sharpened_probabilities(logits, temperature)  # over all texts, before chunking
+    masks = mask_logits.sigmoid()
+    height, width = resize.output_size
+    num_texts = probabilities.shape[1]
+    step = max(1, CHUNK_PIXELS // max(1, height * width))
+    best = masks.new_zeros(resize.output_size)
+    labels = torch.full(resize.output_size, -1, dtype=torch.int64, device=masks.device)
+    for start in range(0, num_texts, step):
+        scores = resize.resize(torch.einsum("qt,qhw->thw", probabilities[:, start:start + step], masks))
+        value, index = scores.max(0)
+        better = (value > best) | (labels < 0)  # strictly better: earlier texts win ties
+        best = torch.where(better, value, best)
+        labels = torch.where(better, index + start, labels)
+    return labels, best
+
+
 def panoptic_inference(logits: Tensor, mask_logits: Tensor, resize: ResizeSpec, is_thing: Sequence[bool],
                        object_threshold: float, overlap_threshold: float,
                        temperature: float = 0.0) -> Tuple[Tensor, list]:
