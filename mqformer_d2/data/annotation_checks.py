@@ -127,9 +127,10 @@ def _where(record: dict, index: int, annotation: dict) -> str:
 
 def _record_problems(record: dict, num_prompts: int, referring: bool, found: Dict[str, List[str]]) -> int:
     """Handle one record's annotations in place, add its problems to ``found``; return how many
-    training targets it gives (semantic / foreground records without annotations count as one)."""
+    training targets it gives (semantic / foreground records without annotations, and panoptic
+    records, whose PNG the mapper reads, count as one)."""
     if "annotations" not in record:
-        return int("sem_seg_file_name" in record)
+        return int("sem_seg_file_name" in record or "pan_seg_file_name" in record)
     height, width = record.get("height"), record.get("width")
     kept, targets = [], 0
     for index, annotation in enumerate(record["annotations"]):

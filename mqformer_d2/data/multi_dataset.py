@@ -9,6 +9,7 @@ from detectron2.utils import comm
 from torch.utils.data import Sampler
 
 from .annotation_checks import check_annotations, check_image_files
+from .detectron2_datasets import adapt_detectron2_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ def load_tagged_dataset_dicts(names: Sequence[str], bad_annotations: str = "warn
         dicts = DatasetCatalog.get(name)
         if len(dicts) == 0:
             raise ValueError(f"dataset '{name}' is empty")
+        adapt_detectron2_dataset(name, dicts)  # task and text prompts of detectron2-style registrations
         if training:
             check_image_files(name, dicts)
         check_annotations(name, dicts, bad_annotations if training else "warn", training)

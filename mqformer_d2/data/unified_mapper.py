@@ -12,6 +12,7 @@ from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 
 from .augmentation import build_augmentations
+from .datasets.panoptic import panoptic_annotations
 from .images import read_image, read_label_map
 from .targets import (
     annotation_to_target,
@@ -35,9 +36,10 @@ class UnifiedDatasetMapper:
     "scores" (semantic outputs as (T, H, W) score maps, whatever their size).
 
     Training: targets come from `annotations`, or, for semantic dicts without annotations, one per
-    class of `sem_seg_file_name`; free-form texts are drawn at random per load (synthetic captions)
-    and have "left"/"right" swapped when the image was flipped; the vocabulary is the positive
-    texts plus sampled negative class names (never the class of one of the image's annotations;
+    class of `sem_seg_file_name`, or, for panoptic dicts without annotations (detectron2's
+    `pan_seg_file_name` + `segments_info`), one per segment of the panoptic PNG; free-form texts
+    are drawn at random per load (synthetic captions) and have "left"/"right" swapped when the
+    image was flipped; the vocabulary is the positive texts plus sampled negative class names (never the class of one of the image's annotations;
     none for referring images). Evaluation: the image is resized only; the vocabulary
     is the dataset's `text_prompts`, or for referring data every sentence of every annotation in
     order (with `sentence_annotation_index`), and the original `annotations` are kept for evaluators.
@@ -113,7 +115,9 @@ class UnifiedDatasetMapper:
     def _add_training_targets(self, dataset_dict, metadata, transforms, aug_input):
         image_size = aug_input.image.shape[:2]
         prompts = list(metadata.get("text_prompts", []))
-        annotations = dataset_dict.pop("annotations", [])
+        annotations = dataset_dict.pop("annotations", None)
+        if annotations is None:  # detectron2's panoptic records: segments of the PNG, read now
+            annotations = panoptic_annotations(dataset_dict)["annotations"] if "pan_seg_file_name" in dataset_dict else []
         if aug_input.sem_seg is not None:
             targets = self._semantic_targets(aug_input.sem_seg, transforms, dataset_dict, metadata, prompts)
             del dataset_dict["sem_seg_file_name"]  # read into the targets

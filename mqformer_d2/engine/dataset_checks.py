@@ -7,6 +7,7 @@ import difflib
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ..data.annotation_checks import check_image_files
+from ..data.detectron2_datasets import adapt_detectron2_dataset
 
 # evaluator_type -> metadata keys its evaluator (mqformer_d2.evaluation.build_evaluator) and the
 # evaluation mapper read; a tuple means "one of these". Keep in step with evaluation/build.py.
@@ -57,9 +58,12 @@ def _is_unset(value) -> bool:
 
 def check_datasets(cfg) -> None:
     """The start-up checks: dataset names (`check_dataset_names`), then of every DATASETS.TEST
-    entry the metadata (`check_evaluator_metadata`) and the image files (loads its records)."""
+    entry the metadata (`check_evaluator_metadata`, after `adapt_detectron2_dataset` has filled in
+    what a detectron2-style registration lacks) and the image files (loads its records)."""
     check_dataset_names(cfg)
+    records = {name: DatasetCatalog.get(name) for name in cfg.DATASETS.TEST}
     for name in cfg.DATASETS.TEST:
+        adapt_detectron2_dataset(name, records[name])
         check_evaluator_metadata(name)
     for name in cfg.DATASETS.TEST:
-        check_image_files(name, DatasetCatalog.get(name), "test")
+        check_image_files(name, records[name], "test")
