@@ -4,8 +4,11 @@
     python demo/demo.py --config-file configs/mqformer_swin_large.yaml --input a.jpg b.jpg \
         --output vis/ --prompts "cat,dog" --task instance --opts MODEL.WEIGHTS model_final.pth
 
---input also takes glob patterns ("photos/*.jpg"). Each input's drawing is OUTPUT/<input stem>.png;
-existing files are never replaced unless --overwrite is given.
+--input also takes glob patterns ("photos/*.jpg"). Each input's drawing is OUTPUT/<input stem>.png,
+titled with the task, the threshold and the prompts; existing files are never replaced unless
+--overwrite is given. Without --prompts the vocabulary is the config's (MODEL.MQFORMER.TEST.VOCABULARY)
+or that of its first test dataset. The log says how many objects each drawing shows, and warns
+when one shows none or when MODEL.WEIGHTS is empty (a random model draws next to nothing).
 """
 import argparse
 import glob
@@ -15,12 +18,16 @@ import sys
 from typing import List, Sequence
 
 import cv2
+from detectron2.data import MetadataCatalog
 from detectron2.utils.logger import setup_logger
 from tqdm import tqdm
 
+from mqformer_d2.data.detectron2_datasets import adapt_detectron2_dataset
 from mqformer_d2.data.images import read_image
-from mqformer_d2.engine import MQFormerPredictor, build_config, draw_prediction
+from mqformer_d2.engine import MQFormerPredictor, build_config
 from mqformer_d2.engine.predictor import PREDICTOR_TASKS
+from mqformer_d2.engine.visualization import render
+from mqformer_d2.registration import add_register_module_argument, import_registration_modules
 
 logger = logging.getLogger("mqformer_d2.demo")
 
@@ -30,15 +37,20 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config-file", required=True, metavar="FILE", help="MQ-Former YAML config")
     parser.add_argument("--input", required=True, nargs="+", help="image files or glob patterns")
     parser.add_argument("--output", required=True, help="folder of the drawings (created if needed)")
-    parser.add_argument("--prompts", required=True,
-                        help="class names or sentences separated by --separator, e.g. 'cat,dog'")
+    parser.add_argument("--prompts", default=None,
+                        help="class names or sentences separated by --separator, e.g. 'cat,dog'; default: "
+                             "MODEL.MQFORMER.TEST.VOCABULARY, else the text prompts of DATASETS.TEST[0]")
+    parser.add_argument("--stuff", default="",
+                        help="panoptic: prompts that are stuff (one segment each, no score), e.g. 'sky,grass'")
     parser.add_argument("--separator", default=",",
                         help="separator of --prompts (default ','; use e.g. ';' for sentences with commas)")
-    parser.add_argument("--task", default="instance", choices=PREDICTOR_TASKS)
+    parser.add_argument("--task", default="instance", choices=PREDICTOR_TASKS,
+                        help="what to draw; 'all' draws instance, semantic, panoptic and referring side by side")
     parser.add_argument("--confidence-threshold", type=float, default=0.5,
-                        help="instance task: draw instances scoring above this")
+                        help="instance / detection: draw instances scoring above this; foreground: pixels")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--cpu", action="store_true", help="run on CPU (MODEL.DEVICE cpu)")
+    add_register_module_argument(parser)
     parser.add_argument("--opts", default=[], nargs=argparse.REMAINDER,
                         help="config changes as KEY VALUE pairs, e.g. MODEL.WEIGHTS model.pth")
     return parser
@@ -78,24 +90,75 @@ def output_paths(inputs: Sequence[str], output_dir: str, overwrite: bool) -> Lis
     return paths
 
 
+def default_prompts(cfg) -> List[str]:
+    """The vocabulary a demo without --prompts draws: MODEL.MQFORMER.TEST.VOCABULARY, else the
+    text prompts of DATASETS.TEST[0] (also of a detectron2-style registration); else an error."""
+    if len(cfg.MODEL.MQFORMER.TEST.VOCABULARY):
+        return list(cfg.MODEL.MQFORMER.TEST.VOCABULARY)
+    if len(cfg.DATASETS.TEST):
+        name = cfg.DATASETS.TEST[0]
+        adapt_detectron2_dataset(name)
+        prompts = MetadataCatalog.get(name).get("text_prompts", None)
+        if prompts:
+            return list(prompts)
+    raise ValueError("no prompts: pass --prompts 'cat,dog', or set MODEL.MQFORMER.TEST.VOCABULARY or a "
+                     "DATASETS.TEST dataset with text prompts in --opts")
+
+
+def stuff_prompts(text: str, separator: str, prompts: Sequence[str]) -> List[str]:
+    """--stuff as a list; each entry must be one of the prompts."""
+    stuff = parse_prompts(text, separator) if text else []
+    unknown = [s for s in stuff if s not in prompts]
+    if unknown:
+        raise ValueError(f"--stuff {unknown} are not among the prompts {list(prompts)}")
+    return stuff
+
+
+def warn_about_random_weights(cfg) -> None:
+    """A demo of a model without weights draws next to nothing: say so before it runs."""
+    if not cfg.MODEL.WEIGHTS:
+        logger.warning("MODEL.WEIGHTS is empty: the model has random weights, so it will draw next to nothing; "
+                       "pass --opts MODEL.WEIGHTS path/to/model_final.pth")
+
+
+def draw_one(predictor, image_file: str, prompts: Sequence[str], task: str, threshold: float,
+             stuff: Sequence[str] = ()):
+    """Predict and draw one image file; logs how many objects the drawing shows (a warning saying
+    why when none). Returns the `Drawing`."""
+    image = read_image(image_file, format="BGR")
+    # Only the best prompt per pixel is drawn: the bounded form, whatever the vocabulary's size.
+    prediction = predictor(image, prompts=prompts, task=task, semantic_output="labels", stuff_prompts=stuff)
+    drawing = render(image[:, :, ::-1], prediction, prompts, task, threshold)
+    if drawing.objects:
+        logger.info("%s: drew %d object(s) (%s)", image_file, drawing.objects, task)
+    else:
+        logger.warning("%s: drew nothing (%s): %s", image_file, task, drawing.note)
+    return drawing
+
+
+def write_png(path: str, image_rgb, overwrite: bool) -> None:
+    """Write an RGB drawing; never replaces a file that appeared meanwhile without `overwrite`."""
+    if not overwrite and os.path.exists(path):
+        raise FileExistsError(f"{path} appeared meanwhile; not replacing it without --overwrite")
+    if not cv2.imwrite(path, image_rgb[:, :, ::-1]):
+        raise OSError(f"could not write {path}")
+
+
 def run(args) -> List[str]:
     """Draw every input; returns the written files."""
-    prompts = parse_prompts(args.prompts, args.separator)
+    import_registration_modules(args.register_module)
     inputs = expand_inputs(args.input)
     outputs = output_paths(inputs, args.output, args.overwrite)
     cfg = build_config(args.config_file, args.opts, cpu=args.cpu)
+    prompts = parse_prompts(args.prompts, args.separator) if args.prompts is not None else default_prompts(cfg)
+    stuff = stuff_prompts(args.stuff, args.separator, prompts)
+    warn_about_random_weights(cfg)
     predictor = MQFormerPredictor(cfg)
     os.makedirs(args.output, exist_ok=True)
     for image_file, output_file in tqdm(list(zip(inputs, outputs)), desc="demo", unit="img",
                                         disable=len(inputs) < 2):
-        image = read_image(image_file, format="BGR")
-        # Only the best prompt per pixel is drawn: the bounded form, whatever the vocabulary's size.
-        prediction = predictor(image, prompts=prompts, task=args.task, semantic_output="labels")
-        drawing = draw_prediction(image[:, :, ::-1], prediction, prompts, args.task, args.confidence_threshold)
-        if not args.overwrite and os.path.exists(output_file):  # appeared while we were running
-            raise FileExistsError(f"{output_file} appeared meanwhile; not replacing it without --overwrite")
-        if not cv2.imwrite(output_file, drawing[:, :, ::-1]):
-            raise OSError(f"could not write {output_file}")
+        drawing = draw_one(predictor, image_file, prompts, args.task, args.confidence_threshold, stuff)
+        write_png(output_file, drawing.image, args.overwrite)
     logger.info("wrote %d drawing(s) to %s", len(outputs), args.output)
     return outputs
 

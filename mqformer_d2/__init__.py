@@ -9,3 +9,9 @@ from .config import add_mqformer_config
 from .engine import MQFormerPredictor, get_mqformer_cfg
 
 __version__ = "0.1.0"
+
+# Last, once every component is registered: the user's registration modules named in
+# $MQFORMER_REGISTER_MODULES (mqformer_d2/registration.py), also in spawned worker processes.
+from .registration import import_registration_modules  # noqa: E402
+
+import_registration_modules()

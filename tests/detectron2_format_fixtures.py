@@ -34,9 +34,10 @@ def write_images(folder: str, count: int, ext: str = "jpg") -> List[str]:
     return names
 
 
-def write_coco_instances(root: str, count: int = 2, category_ids=(3, 7)) -> Tuple[str, str]:
-    """A COCO instances json (category ids not contiguous, polygons) and its images under
-    `root`; (json file, image root)."""
+def write_coco_instances(root: str, count: int = 2, category_ids=(3, 7),
+                         json_name: str = "instances.json") -> Tuple[str, str]:
+    """A COCO instances json `root/<json_name>` (category ids not contiguous, polygons) and its
+    images in `root/images/`; (json file, image root)."""
     image_root = os.path.join(root, "images")
     names = write_images(image_root, count)
     images, annotations = [], []
@@ -50,7 +51,7 @@ def write_coco_instances(root: str, count: int = 2, category_ids=(3, 7)) -> Tupl
                 "segmentation": [[x0, y0, x1, y0, x1, y1, x0, y1]],
             })
     categories = [{"id": c, "name": n, "supercategory": "shape"} for c, n in zip(category_ids, ("red square", "blue_bar"))]
-    json_file = os.path.join(root, "instances.json")
+    json_file = os.path.join(root, json_name)
     with open(json_file, "w") as f:
         json.dump({"images": images, "annotations": annotations, "categories": categories}, f)
     return json_file, image_root

@@ -89,7 +89,9 @@ def test_demo_draws_pngs_and_never_overwrites(image, tmp_path):
     written = demo.main(argv)
     assert sorted(os.listdir(output)) == ["first.png", "second.png"] == sorted(map(os.path.basename, written))
     drawing = cv2.imread(str(output / "first.png"))
-    assert drawing.shape == image.shape and not np.array_equal(drawing, image)  # something was drawn
+    # upscaled 5x (the longer side to 400 px) below a title strip
+    assert drawing.shape[1] == 5 * WIDTH and drawing.shape[0] > 5 * HEIGHT
+    assert not np.array_equal(cv2.resize(drawing[-5 * HEIGHT:], (WIDTH, HEIGHT)), image)  # something was drawn
     before = os.path.getmtime(output / "first.png")
     with pytest.raises(FileExistsError, match="--overwrite"):
         demo.main(argv)
@@ -104,7 +106,7 @@ def test_demo_other_tasks(image, tmp_path, task):
     written = load_script("demo/demo.py").main(["--config-file", TINY_CONFIG, "--input", str(tmp_path / "photo.png"),
                                 "--output", str(tmp_path / task), "--prompts", "sky;grass, wet", "--separator",
                                 ";", "--task", task, "--opts", *map(str, TINY_OPTIONS)])
-    assert cv2.imread(written[0]).shape == image.shape
+    assert cv2.imread(written[0]).shape[1] == 5 * WIDTH
 
 
 def test_a_semantic_map_above_the_limit_comes_as_labels_and_scores(image):

@@ -25,7 +25,9 @@ from detectron2.utils.logger import setup_logger
 import mqformer_d2  # noqa: F401  (registers the model)
 from mqformer_d2.engine import build_config
 from mqformer_d2.modeling import MQFormerCheckpointer
+from mqformer_d2.modeling.checkpoint import check_weights_path
 from mqformer_d2.modeling.weights import LoadReport
+from mqformer_d2.registration import add_register_module_argument, import_registration_modules
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -35,8 +37,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--config-file", required=True, help="config of the model the weights are for")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing DST")
     parser.add_argument("opts", nargs="*", help="config overrides KEY VALUE ... (after SRC DST)")
+    add_register_module_argument(parser)
     # Intermixed: flags are flags anywhere, also after SRC DST or the overrides ("SRC DST --overwrite").
-    return parser.parse_intermixed_args(argv)
+    args = parser.parse_intermixed_args(argv)
+    import_registration_modules(args.register_module)
+    return args
 
 
 def convert(source: str, config_file: str, opts: List[str]) -> Tuple[Dict[str, torch.Tensor], LoadReport]:
@@ -68,6 +73,7 @@ def main(argv: Optional[List[str]] = None) -> LoadReport:
     setup_logger(name="mqformer_d2", abbrev_name="mq").setLevel(logging.WARNING)
     if os.path.exists(args.destination) and not args.overwrite:
         raise FileExistsError(f"{args.destination} already exists; pass --overwrite to replace it")
+    check_weights_path(args.source, "SRC")  # before the model is built
     tensors, report = convert(args.source, args.config_file, args.opts)
     write_checkpoint(tensors, report, args.destination, args.overwrite)
     print(report)

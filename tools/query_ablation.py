@@ -25,6 +25,7 @@ import time
 from typing import Dict, List, Optional, Tuple
 
 from mqformer_d2.evaluation.seeds import seed_list, seed_spread, seeds_table
+from mqformer_d2.registration import add_register_module_argument, import_registration_modules
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = ("learnable_only", "conditional_only", "mixed")
@@ -39,8 +40,11 @@ def parse_args(argv=None):
                         help="comma-separated, e.g. 42,43: train every variant once per seed (SEED "
                              "override); default: once, with the config's SEED")
     parser.add_argument("--output-dir", default=None, help="default: output/query_ablation/run_<time>")
+    add_register_module_argument(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for every variant")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    import_registration_modules(args.register_module)
+    return args
 
 
 def planned_runs(args) -> List[Tuple[str, Optional[int], str, List[str]]]:

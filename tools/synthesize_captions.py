@@ -19,6 +19,7 @@ from typing import Dict, Sequence
 from detectron2.utils.logger import setup_logger
 
 import mqformer_d2  # noqa: F401  (registers the datasets)
+from mqformer_d2.registration import add_register_module_argument, import_registration_modules
 from mqformer_d2.synthetic import synthesize_captions
 
 
@@ -30,12 +31,14 @@ def argument_parser() -> argparse.ArgumentParser:
                         help="'builtin' (no model) or 'module:attr' (a Captioner, or fn(crop, box) -> list[str])")
     parser.add_argument("--max-captions", type=int, default=5, help="new captions per object, at most")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    add_register_module_argument(parser)
     return parser
 
 
 def run(argv: Sequence[str]) -> Dict:
     """Parse the command line and run `mqformer_d2.synthetic.synthesize_captions`; returns the written json."""
     args = argument_parser().parse_args(list(argv))
+    import_registration_modules(args.register_module)
     setup_logger(name="mqformer_d2")
     return synthesize_captions(args.dataset, args.output, args.captioner, args.max_captions, args.overwrite)
 

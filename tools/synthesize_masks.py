@@ -28,6 +28,7 @@ from typing import Sequence
 from detectron2.utils.logger import setup_logger
 
 import mqformer_d2  # noqa: F401  (registers the model and the datasets)
+from mqformer_d2.registration import add_register_module_argument, import_registration_modules
 from mqformer_d2.synthetic import MaskSynthesisJob, synthesize_masks
 
 
@@ -46,12 +47,14 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--machine-rank", type=int, default=0)
     parser.add_argument("--dist-url", default="auto", help="detectron2 launch's rendezvous url")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config changes: KEY VALUE pairs")
+    add_register_module_argument(parser)
     return parser
 
 
 def run(argv: Sequence[str]) -> None:
     """Parse the command line and run `mqformer_d2.synthetic.synthesize_masks`."""
     args = argument_parser().parse_args(list(argv))
+    import_registration_modules(args.register_module)
     # The arguments process_main passes in the main process: detectron2 caches setup_logger by its
     # arguments, so the handler is added once (other arguments printed every line twice).
     setup_logger(name="mqformer_d2", distributed_rank=0)

@@ -43,6 +43,7 @@ import time
 from typing import Dict, List, Tuple
 
 from mqformer_d2.evaluation.seeds import seed_list, seed_spread, seeds_table
+from mqformer_d2.registration import add_register_module_argument, import_registration_modules
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOLS = os.path.join(ROOT, "tools")
@@ -80,8 +81,10 @@ def parse_args(argv=None):
                         help="with --seeds and --output-dir: train nothing, combine the finished DIR/seed_<N>/")
     parser.add_argument("--output-dir", default=None, help="default: output/synthetic_data/run_<time>")
     parser.add_argument("--stage", default=None, help=argparse.SUPPRESS)  # internal: one step in its own process
+    add_register_module_argument(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for every training run")
     args = parser.parse_args(argv)
+    import_registration_modules(args.register_module)
     if not 0.0 < args.hidden_fraction < 1.0:
         parser.error(f"--hidden-fraction must be in (0, 1), got {args.hidden_fraction}")
     if args.combine_only and not (args.seeds and args.output_dir):

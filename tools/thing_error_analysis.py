@@ -31,6 +31,7 @@ from detectron2.utils.logger import setup_logger
 
 import mqformer_d2  # noqa: F401  (registers the model and the datasets)
 from mqformer_d2.analysis import DiagnosisSettings, diagnose_run, markdown_report, write_report
+from mqformer_d2.registration import add_register_module_argument, import_registration_modules
 
 logger = logging.getLogger("thing_error_analysis")
 
@@ -53,7 +54,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--no-baseline", action="store_true", help="skip the random-init model")
     parser.add_argument("--output-dir", default=None,
                         help="parent of the new report folder (default: RUN/analysis)")
-    return parser.parse_args(argv)
+    add_register_module_argument(parser)
+    args = parser.parse_args(argv)
+    import_registration_modules(args.register_module)
+    return args
 
 
 def settings_from_args(args: argparse.Namespace) -> DiagnosisSettings:

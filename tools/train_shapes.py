@@ -39,8 +39,13 @@ def parse_args(argv=None):
         help="measure a few training steps here and shorten the config's schedule (SOLVER.MAX_ITER is "
              "the cap) to this many minutes of training; 0 = train the config's schedule as it is",
     )
+    from mqformer_d2.registration import add_register_module_argument, import_registration_modules
+
+    add_register_module_argument(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ...")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    import_registration_modules(args.register_module)
+    return args
 
 
 def device_arguments(gpu_available: bool) -> Tuple[List[str], List[str]]:

@@ -12,6 +12,7 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from .. import config as model_config
+from ..registration import add_register_module_argument
 from .resume import keep_run_config, resume_checkpoint, run_checkpoints
 from .run_dirs import TrainingDirLock, claim_timestamped_dir
 
@@ -86,8 +87,8 @@ def warn_about_from_scratch_recipe(cfg: CfgNode) -> None:
 
 
 def argument_parser() -> argparse.ArgumentParser:
-    """detectron2's `default_argument_parser` plus --cpu."""
-    parser = default_argument_parser()
+    """detectron2's `default_argument_parser` plus --cpu and --register-module."""
+    parser = add_register_module_argument(default_argument_parser())
     parser.add_argument(
         "--cpu", action="store_true",
         help="run on CPU (sets MODEL.DEVICE cpu). With --num-gpus N, N CPU processes per machine "
@@ -111,11 +112,12 @@ def check_output_dir(cfg: CfgNode, args) -> None:
 
 def check_training_config(cfg: CfgNode) -> None:
     """Clear errors, naming the key, for settings that cannot train: mixed precision without
-    CUDA (`check_training_precision`), no training dataset, no iteration."""
-    check_training_precision(cfg)
+    CUDA (`check_training_precision`), no training dataset, no iteration. An empty DATASETS.TRAIN
+    is reported first: it is what a config made for evaluation or prediction lacks."""
     if not len(cfg.DATASETS.TRAIN):
         raise ValueError("DATASETS.TRAIN is empty: name the datasets to train on (or pass --eval-only "
                          "to evaluate MODEL.WEIGHTS on DATASETS.TEST)")
+    check_training_precision(cfg)
     if cfg.SOLVER.MAX_ITER <= 0:
         raise ValueError(f"SOLVER.MAX_ITER is {cfg.SOLVER.MAX_ITER}: training needs at least one iteration")
 

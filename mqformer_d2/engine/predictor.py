@@ -9,10 +9,12 @@ from detectron2.engine import DefaultPredictor
 from detectron2.modeling import build_model
 
 from ..modeling import MQFormerCheckpointer
+from ..modeling.checkpoint import check_weights_path
 
+from ..data.detectron2_datasets import adapt_detectron2_dataset
 from ..data.images import as_uint8_bgr, resized_shape
 
-PREDICTOR_TASKS = ("instance", "semantic", "panoptic", "referring")
+PREDICTOR_TASKS = ("instance", "semantic", "panoptic", "referring", "foreground", "detection", "all")
 
 
 class MQFormerPredictor(DefaultPredictor):
@@ -40,9 +42,11 @@ class MQFormerPredictor(DefaultPredictor):
     def __init__(self, cfg):
         """DefaultPredictor's set-up, with MQ-Former's weights loader."""
         self.cfg = cfg.clone()
+        check_weights_path(cfg.MODEL.WEIGHTS)  # a missing file fails before a large model is built
         self.model = build_model(self.cfg)
         self.model.eval()
         if len(cfg.DATASETS.TEST):
+            adapt_detectron2_dataset(cfg.DATASETS.TEST[0])  # prompts of a detectron2-style registration
             self.metadata = MetadataCatalog.get(cfg.DATASETS.TEST[0])
         MQFormerCheckpointer(self.model).load(cfg.MODEL.WEIGHTS)
         self.aug = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MIN_SIZE_TEST], cfg.INPUT.MAX_SIZE_TEST)
@@ -51,15 +55,18 @@ class MQFormerPredictor(DefaultPredictor):
             raise ValueError(f"INPUT.FORMAT must be RGB or BGR, got {self.input_format!r}")
 
     def __call__(self, original_image: np.ndarray, prompts: Optional[Sequence[str]] = None,
-                 task: Optional[str] = None, semantic_output: Optional[str] = None) -> Dict:
+                 task: Optional[str] = None, semantic_output: Optional[str] = None,
+                 stuff_prompts: Sequence[str] = ()) -> Dict:
         """
         Args:
             original_image: (H, W, 3) uint8 image in BGR order (uint16 is scaled to 8 bits, (H, W)
                 grayscale replicated; a float array is refused with a message saying how to convert).
             prompts: texts to segment, see the class docstring.
-            task: one of PREDICTOR_TASKS (the model also accepts "detection", "foreground", "all").
+            task: one of PREDICTOR_TASKS.
             semantic_output: "scores" (the (T, H, W) map) or "labels" (per-pixel labels and scores,
                 bounded memory); None = scores unless the map would exceed SEMANTIC_MAX_SCORES_MB.
+            stuff_prompts: prompts that are stuff in the panoptic output (one segment per prompt,
+                no score), e.g. ["sky", "grass"]; besides those the dataset's metadata makes stuff.
 
         Returns:
             the model's output dict for the image, at its original size.
@@ -74,6 +81,8 @@ class MQFormerPredictor(DefaultPredictor):
             inputs["task"] = task
         if semantic_output is not None:
             inputs["sem_seg_output"] = semantic_output
+        if stuff_prompts:
+            inputs["stuff_prompts"] = list(stuff_prompts)
         with torch.no_grad():
             return self.model([inputs])[0]
 

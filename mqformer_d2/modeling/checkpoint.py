@@ -34,6 +34,19 @@ class WeightsMismatchError(ValueError):
     """A weights file that does not fit the model (the message names the file and the mismatches)."""
 
 
+def check_weights_path(path: str, key: str = "MODEL.WEIGHTS") -> None:
+    """Refuse, before anything is built, a URL (detectron2 would download it through iopath:
+    a ValueError saying to download it first) and a missing file (a FileNotFoundError naming
+    it and `key`, the setting that gave it). "" (no weights) passes."""
+    if path and "://" in path:
+        raise ValueError(
+            f"{key} {path} is a URL: weights are read from local files only, nothing is "
+            "downloaded. Download the file first (e.g. `wget -O weights/model.pth URL`; detectron2:// "
+            f"stands for https://dl.fbaipublicfiles.com/detectron2/) and set {key} to its path")
+    if path and not os.path.isfile(path.split("?")[0]):
+        raise FileNotFoundError(f"weights file {path} does not exist ({key})")
+
+
 class MQFormerCheckpointer(DetectionCheckpointer):
     """Use as `MQFormerCheckpointer(model).load(cfg.MODEL.WEIGHTS)` (arguments as detectron2's)."""
 
@@ -45,14 +58,8 @@ class MQFormerCheckpointer(DetectionCheckpointer):
     def load(self, path, *args, **kwargs):
         """detectron2's `load` of a local file: a URL (which detectron2 would download through
         iopath) is a ValueError saying to download it first, and a missing file a
-        FileNotFoundError naming it."""
-        if path and "://" in path:
-            raise ValueError(
-                f"MODEL.WEIGHTS {path} is a URL: weights are read from local files only, nothing is "
-                "downloaded. Download the file first (e.g. `wget -O weights/model.pth URL`; detectron2:// "
-                "stands for https://dl.fbaipublicfiles.com/detectron2/) and set MODEL.WEIGHTS to its path")
-        if path and not os.path.isfile(path.split("?")[0]):
-            raise FileNotFoundError(f"weights file {path} does not exist (MODEL.WEIGHTS)")
+        FileNotFoundError naming it (`check_weights_path`)."""
+        check_weights_path(path)
         return super().load(path, *args, **kwargs)
 
     def load_checkpoint(self, checkpoint: Dict, source: str) -> LoadReport:

@@ -259,9 +259,10 @@ class MQFormer(nn.Module):
             )
         return check_vocabulary(prompts, f"MetadataCatalog.get({dataset!r}).text_prompts")
 
-    def _is_thing(self, vocabulary: Sequence[str], dataset: str) -> List[bool]:
-        """Per text: a thing (segments kept apart) unless the dataset's metadata makes it stuff."""
-        stuff = stuff_prompts(MetadataCatalog.get(dataset) if dataset else None)
+    def _is_thing(self, vocabulary: Sequence[str], dataset: str, stuff: Sequence[str] = ()) -> List[bool]:
+        """Per text: a thing (segments kept apart) unless it is in `stuff` (the input's
+        "stuff_prompts") or the dataset's metadata makes it stuff."""
+        stuff = set(stuff) | stuff_prompts(MetadataCatalog.get(dataset) if dataset else None)
         return [text not in stuff for text in vocabulary]
 
     def postprocess(self, outputs: Dict, batched_inputs: List[Dict], images: ImageList, text: TextBatch) -> List[Dict]:
@@ -278,7 +279,7 @@ class MQFormer(nn.Module):
             results.append(self._image_outputs(
                 task, logits, outputs["pred_masks"][index], outputs["pred_boxes"][index],
                 text.vocabulary(index), resize, self._dataset(x),
-                self.semantic_output(x, task, logits.shape[1], resize),
+                self.semantic_output(x, task, logits.shape[1], resize), x.get("stuff_prompts", ()),
             ))
         return results
 
@@ -299,7 +300,7 @@ class MQFormer(nn.Module):
 
     def _image_outputs(self, task: str, logits: Tensor, masks: Tensor, boxes: Tensor,
                        vocabulary: List[str], resize: post.ResizeSpec, dataset: str,
-                       semantic_output: str = "scores") -> Dict:
+                       semantic_output: str = "scores", stuff: Sequence[str] = ()) -> Dict:
         result = {}
         wanted = TASK_OUTPUTS[task]
         if "instances" in wanted:
@@ -313,7 +314,7 @@ class MQFormer(nn.Module):
             result["sem_seg"] = post.semantic_inference(logits, masks, resize, self.class_temperature)
         if "panoptic_seg" in wanted:
             result["panoptic_seg"] = post.panoptic_inference(
-                logits, masks, resize, self._is_thing(vocabulary, dataset), self.object_mask_threshold,
+                logits, masks, resize, self._is_thing(vocabulary, dataset, stuff), self.object_mask_threshold,
                 self.overlap_threshold, self.class_temperature,
             )
         if "referring" in wanted:
