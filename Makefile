@@ -4,7 +4,7 @@ SETUP_STAMP := .venv/.mqformer-setup-stamp
 SETUP_INPUTS := scripts/setup_env.sh scripts/repack_detectron2.sh requirements/constraints.txt \
                 requirements/runtime.txt setup.py pyproject.toml
 
-.PHONY: setup train test cuda benchmark ablation synthetic-data
+.PHONY: setup train demo test cuda benchmark ablation synthetic-data
 
 setup: $(SETUP_STAMP)
 
@@ -18,12 +18,17 @@ $(SETUP_STAMP): $(SETUP_INPUTS)
 train: setup
 	$(PYTHON) tools/train_shapes.py
 
+# Draw the newest main-job run's predictions (every task) on validation images and on one natural
+# photo (matplotlib's sample image) into a new output/demo/<time>/. Run `make train` first.
+demo: setup
+	$(PYTHON) tools/demo_shapes.py
+
 # The paper's query ablation (learnable-only / conditional-only / mixed) on the same benchmark,
 # two seeds per variant (six main-job runs, ~1.5 h on 2 cores): the table gives mean and each seed.
 ablation: setup
 	$(PYTHON) tools/query_ablation.py --seeds 42,43
 
-# The synthetic data engine's check (issue 7): hide the masks of half the training images, synthesize
+# The synthetic data engine's check: hide the masks of half the training images, synthesize
 # them from their boxes, and compare training without / with synthetic / with real masks and captions;
 # two seeds (eight main-job runs, ~2 h on 2 cores): the table gives mean and each seed.
 synthetic-data: setup

@@ -23,10 +23,9 @@ from detectron2.utils.logger import setup_logger
 from tqdm import tqdm
 
 from mqformer_d2.data.detectron2_datasets import adapt_detectron2_dataset
-from mqformer_d2.data.images import read_image
 from mqformer_d2.engine import MQFormerPredictor, build_config
 from mqformer_d2.engine.predictor import PREDICTOR_TASKS
-from mqformer_d2.engine.visualization import render
+from mqformer_d2.engine.visualization import draw_image_file
 from mqformer_d2.registration import add_register_module_argument, import_registration_modules
 
 logger = logging.getLogger("mqformer_d2.demo")
@@ -121,21 +120,6 @@ def warn_about_random_weights(cfg) -> None:
                        "pass --opts MODEL.WEIGHTS path/to/model_final.pth")
 
 
-def draw_one(predictor, image_file: str, prompts: Sequence[str], task: str, threshold: float,
-             stuff: Sequence[str] = ()):
-    """Predict and draw one image file; logs how many objects the drawing shows (a warning saying
-    why when none). Returns the `Drawing`."""
-    image = read_image(image_file, format="BGR")
-    # Only the best prompt per pixel is drawn: the bounded form, whatever the vocabulary's size.
-    prediction = predictor(image, prompts=prompts, task=task, semantic_output="labels", stuff_prompts=stuff)
-    drawing = render(image[:, :, ::-1], prediction, prompts, task, threshold)
-    if drawing.objects:
-        logger.info("%s: drew %d object(s) (%s)", image_file, drawing.objects, task)
-    else:
-        logger.warning("%s: drew nothing (%s): %s", image_file, task, drawing.note)
-    return drawing
-
-
 def write_png(path: str, image_rgb, overwrite: bool) -> None:
     """Write an RGB drawing; never replaces a file that appeared meanwhile without `overwrite`."""
     if not overwrite and os.path.exists(path):
@@ -157,7 +141,7 @@ def run(args) -> List[str]:
     os.makedirs(args.output, exist_ok=True)
     for image_file, output_file in tqdm(list(zip(inputs, outputs)), desc="demo", unit="img",
                                         disable=len(inputs) < 2):
-        drawing = draw_one(predictor, image_file, prompts, args.task, args.confidence_threshold, stuff)
+        drawing = draw_image_file(predictor, image_file, prompts, args.task, args.confidence_threshold, stuff)
         write_png(output_file, drawing.image, args.overwrite)
     logger.info("wrote %d drawing(s) to %s", len(outputs), args.output)
     return outputs

@@ -5,6 +5,7 @@ none, why): small images are drawn upscaled so that labels do not hide them, nea
 instances are drawn once (one label per object), and a title strip names the task, the
 threshold and the prompts. The task "all" draws its four outputs side by side.
 """
+import logging
 import math
 from dataclasses import dataclass
 from typing import Dict, List, Sequence, Tuple
@@ -15,6 +16,10 @@ import torch
 from detectron2.data.catalog import Metadata
 from detectron2.layers import batched_nms
 from detectron2.utils.visualizer import ColorMode, VisImage, Visualizer, random_color
+
+from ..data.images import read_image
+
+logger = logging.getLogger(__name__)
 
 # Images whose longer side is below this are drawn upscaled to it (labels keep their pixel size).
 MIN_DRAWING_SIDE = 400
@@ -66,6 +71,23 @@ def render(image_rgb: np.ndarray, prediction: Dict, prompts: Sequence[str], task
         drawing = _render_task(image_rgb, prediction, prompts, task, score_threshold)
     if title:
         drawing.image = _with_title(drawing.image, title_lines(task, prompts, score_threshold))
+    return drawing
+
+
+def draw_image_file(predictor, image_file: str, prompts: Sequence[str], task: str, threshold: float = 0.5,
+                    stuff: Sequence[str] = ()) -> Drawing:
+    """Predict (`MQFormerPredictor`) and `render` one image file; logs how many objects the
+    drawing shows, or a warning saying why it shows none."""
+    image = read_image(image_file, format="BGR")
+    # Semantic drawings show only the best prompt per pixel: the bounded form, whatever the
+    # vocabulary's size. (The foreground drawing thresholds its score map.)
+    semantic_output = "labels" if task in ("semantic", "all") else None
+    prediction = predictor(image, prompts=prompts, task=task, semantic_output=semantic_output, stuff_prompts=stuff)
+    drawing = render(image[:, :, ::-1], prediction, prompts, task, threshold)
+    if drawing.objects:
+        logger.info("%s: drew %d object(s) (%s)", image_file, drawing.objects, task)
+    else:
+        logger.warning("%s: drew nothing (%s): %s", image_file, task, drawing.note)
     return drawing
 
 
