@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Does synthetic data help? (issue 7, paper 3.4) Measured on the built-in synthetic benchmark.
+"""Does synthetic data help? (paper, section 3.4) Measured on the built-in synthetic benchmark.
 
 Hides the masks of part of the training split (its boxes are kept), synthesizes them with a
 checkpoint trained on the rest, and compares the main job's recipe trained
