@@ -14,23 +14,11 @@ from detectron2.data.datasets.builtin_meta import ADE20K_SEM_SEG_CATEGORIES, _ge
 
 from detectron2_format_fixtures import write_ade20k_semantic, write_coco_instances, write_coco_panoptic
 from helpers import TINY_CONFIG, TINY_OPTIONS, load_train_net, train_net_args
+from test_evaluation_fixtures import registered
 from mqformer_d2.data.detectron2_datasets import adapt_detectron2_dataset, task_of_records
 
 torch.set_num_threads(2)
 TRAIN_OPTIONS = [*TINY_OPTIONS, "SOLVER.MAX_ITER", 2, "TEST.EVAL_PERIOD", 0, "INPUT.NUM_NEGATIVE_TEXTS", 2]
-
-
-@contextmanager
-def registered(*names):
-    """Unregister `names` from both catalogs when the block ends."""
-    try:
-        yield
-    finally:
-        for name in names:
-            if name in DatasetCatalog.list():
-                DatasetCatalog.remove(name)
-            if name in MetadataCatalog.list():
-                MetadataCatalog.remove(name)
 
 
 @contextmanager
@@ -55,7 +43,7 @@ def run_train_net(output_dir, train, test):
 
 def test_register_coco_instances_trains_and_evaluates(tmp_path):
     json_file, image_root = write_coco_instances(str(tmp_path / "data"))
-    with registered("d2fmt_parts_train", "d2fmt_parts_val"):
+    with registered(("d2fmt_parts_train", "d2fmt_parts_val")):
         register_coco_instances("d2fmt_parts_train", {}, json_file, image_root)
         register_coco_instances("d2fmt_parts_val", {}, json_file, image_root)
         results = run_train_net(str(tmp_path / "run"), "d2fmt_parts_train", "d2fmt_parts_val")
@@ -69,7 +57,7 @@ def test_register_coco_instances_trains_and_evaluates(tmp_path):
 def test_register_coco_panoptic_trains_and_evaluates(tmp_path):
     paths = write_coco_panoptic(str(tmp_path / "data"))
     metadata = _get_builtin_metadata("coco_panoptic_standard")
-    with registered("d2fmt_pan_train", "d2fmt_pan_val"):
+    with registered(("d2fmt_pan_train", "d2fmt_pan_val")):
         for name in ("d2fmt_pan_train", "d2fmt_pan_val"):
             register_coco_panoptic(name, metadata, paths["image_root"], paths["panoptic_root"],
                                    paths["panoptic_json"], paths["instances_json"])
@@ -86,7 +74,7 @@ def test_detectron2_panoptic_records_become_one_target_per_segment(tmp_path):
     from helpers import tiny_config
 
     paths = write_coco_panoptic(str(tmp_path / "data"), count=1)
-    with registered("d2fmt_pan_map"):
+    with registered(("d2fmt_pan_map",)):
         register_coco_panoptic("d2fmt_pan_map", _get_builtin_metadata("coco_panoptic_standard"),
                                paths["image_root"], paths["panoptic_root"], paths["panoptic_json"])
         records, _ = load_tagged_dataset_dicts(["d2fmt_pan_map"], training=True)
@@ -148,7 +136,7 @@ def test_separated_panoptic_is_refused_naming_the_standard_registration():
 
 
 def test_own_metadata_is_never_changed():
-    with registered("d2fmt_own"):
+    with registered(("d2fmt_own",)):
         MetadataCatalog.get("d2fmt_own").set(thing_classes=["cat"], text_prompts=["a cat"], task="detection",
                                              evaluator_type="coco")
         adapt_detectron2_dataset("d2fmt_own", [{"annotations": [{"segmentation": [[0, 0, 1, 0, 1, 1]]}]}])
@@ -170,7 +158,7 @@ def test_task_of_records(records, task):
 
 def test_a_dataset_whose_json_has_no_masks_is_a_detection_dataset(tmp_path):
     json_file, image_root = write_coco_instances(str(tmp_path / "data"))
-    with registered("d2fmt_boxes"):
+    with registered(("d2fmt_boxes",)):
         register_coco_instances("d2fmt_boxes", {}, json_file, image_root)
         records = [dict(r, annotations=[{k: v for k, v in a.items() if k != "segmentation"}
                                         for a in r["annotations"]]) for r in DatasetCatalog.get("d2fmt_boxes")]
