@@ -124,7 +124,7 @@ def workspace(tmp_path, tiny_shapes, monkeypatch):
         write_coco_instances(str(tmp_path / "datasets" / "my_parts"), json_name=f"{split}.json")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DETECTRON2_DATASETS", raising=False)
-    monkeypatch.delenv(REGISTER_MODULES_ENV, raising=False)
+    monkeypatch.setenv(REGISTER_MODULES_ENV, "")  # restored afterwards, also when the code sets it
     yield tmp_path
     forget_module(str(tmp_path / "configs" / "custom" / "register_parts.py"), EXAMPLE_NAMES)
     forget_module(EXAMPLE_MODULE, EXAMPLE_NAMES)

@@ -42,7 +42,7 @@ def my_parts(tmp_path, monkeypatch):
     registrations are undone afterwards."""
     write_my_parts(str(tmp_path / "datasets"))
     monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path / "datasets"))
-    monkeypatch.delenv(REGISTER_MODULES_ENV, raising=False)
+    monkeypatch.setenv(REGISTER_MODULES_ENV, "")  # restored afterwards, also when the code sets it
     yield tmp_path
     forget_module(EXAMPLE_MODULE, EXAMPLE_NAMES)
 
@@ -80,7 +80,7 @@ def test_a_dotted_module_from_the_environment(tmp_path, monkeypatch):
     ("missing/register.py", "'missing/register.py': no such file"),
 ])
 def test_a_module_that_cannot_be_imported_is_named(entry, message, monkeypatch):
-    monkeypatch.delenv(REGISTER_MODULES_ENV, raising=False)
+    monkeypatch.setenv(REGISTER_MODULES_ENV, "")  # restored afterwards, also when the code sets it
     with pytest.raises(ImportError, match=message):
         import_registration_modules([entry])
 
