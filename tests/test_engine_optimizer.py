@@ -20,7 +20,7 @@ def config(*options):
 
 @pytest.fixture(scope="module")
 def model():
-    return build_model(config())
+    return build_model(config("MODEL.MQFORMER.TEXT_ENCODER.FREEZE", True))  # a frozen tower: its branch too
 
 
 def hyperparameters_by_name(model, groups):
@@ -104,7 +104,7 @@ def test_full_model_gradient_clipping_clips_the_total_norm():
 
 def test_device_and_precision_settings_are_checked():
     # A config with mixed precision builds for CPU inference; training it on CPU is refused.
-    amp_on_cpu = config("SOLVER.AMP.ENABLED", True)
+    amp_on_cpu = config("SOLVER.AMP.ENABLED", True, "DATASETS.TRAIN", "('mqformer_shapes_train',)")
     assert amp_on_cpu.MODEL.DEVICE == "cpu"
     with pytest.raises(ValueError, match="SOLVER.AMP.ENABLED"):
         MQFormerTrainer(amp_on_cpu)

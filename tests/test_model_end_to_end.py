@@ -10,7 +10,7 @@ torch.set_num_threads(2)
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    return build_model(tiny_model_config())
+    return build_model(tiny_model_config("configs/mqformer_tiny_cpu.yaml", "MODEL.MQFORMER.TEXT_ENCODER.FREEZE", True))
 
 
 def test_training_step_reaches_every_parameter(model):

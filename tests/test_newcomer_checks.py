@@ -69,3 +69,15 @@ def test_an_empty_train_set_is_reported_before_other_settings():
 
 def test_the_tiny_config_trains_its_text_tower():
     assert tiny_config().MODEL.MQFORMER.TEXT_ENCODER.FREEZE is False
+
+
+@pytest.mark.parametrize("path", ["configs/coco/panoptic_R50.yaml", "configs/coco/panoptic_swin_large.yaml",
+                                  "configs/paper/mix_swin_large.yaml"])
+def test_the_ready_to_run_configs_name_registered_datasets(path):
+    from mqformer_d2.engine.dataset_checks import check_dataset_names
+
+    cfg = build_config(os.path.join(ROOT, path), cpu=True)
+    assert len(cfg.DATASETS.TRAIN) and len(cfg.DATASETS.TEST)
+    check_dataset_names(cfg)  # every name registered
+    assert len(cfg.DATASETS.TRAIN_SAMPLING_RATIOS) in (0, len(cfg.DATASETS.TRAIN))
+    assert cfg.MODEL.WEIGHTS.startswith("weights/") and cfg.MODEL.MQFORMER.TEXT_ENCODER.PRETRAINED.startswith("weights/")
