@@ -6,7 +6,7 @@ task (`make train`).
 
 Steps: generate (or reuse) `mqformer_shapes` under $DETECTRON2_DATASETS (default datasets/), train
 with the same engine as train_net.py (detectron2's log shows progress and ETA every 20 iterations;
-on the GPU when torch sees one, else on CPU with --cpu),
+on the GPU when torch sees one, else on CPU: the device is chosen here, there is no --cpu flag),
 evaluate every DATASETS.TEST entry, then print one table and write, in the output folder:
 `results.json` (all metrics), `summary.md` (the table) and `curves.png` (loss terms and validation
 metrics over iterations). The output folder defaults to output/shapes/run_<time> and must not
