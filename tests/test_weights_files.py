@@ -11,11 +11,9 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling import build_model, build_resnet_backbone
 from helpers import tiny_config
 
+from mqformer_d2.checkpoint import MQFormerCheckpointer, WeightsFileError, WeightsMismatchError, read_weights_file
 from mqformer_d2.data.datasets.refcoco import load_refs
 from mqformer_d2.engine import MQFormerPredictor
-from mqformer_d2.modeling import MQFormerCheckpointer
-from mqformer_d2.modeling.checkpoint import WeightsMismatchError
-from mqformer_d2.modeling.weights import WeightsFileError, read_weights_file
 from mqformer_d2.safe_pickle import UnsafePickleError, loads_pickle_safely
 
 torch.set_num_threads(2)
@@ -189,3 +187,12 @@ def test_a_checkpoint_of_nans_loads_with_a_warning_naming_the_file(tmp_path, cap
     (warning,) = [r.getMessage() for r in caplog.records if "NaN" in r.getMessage()]
     assert warning.startswith(f"weights file {path}: 2 of the ")
     assert "backbone.stem.conv1.weight" in warning and "decoder.heads.classifier.log_scale" in warning
+
+
+def test_the_old_checkpointer_path_warns_and_gives_the_same_class(monkeypatch):
+    import mqformer_d2.modeling as modeling
+
+    monkeypatch.delitem(vars(modeling), "MQFormerCheckpointer", raising=False)  # as on first use
+    with pytest.warns(DeprecationWarning, match="moved to mqformer_d2.checkpoint.MQFormerCheckpointer"):
+        from mqformer_d2.modeling import MQFormerCheckpointer as old
+    assert old is MQFormerCheckpointer

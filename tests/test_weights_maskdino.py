@@ -11,7 +11,8 @@ import torch
 from detectron2.modeling import build_backbone
 from helpers import ROOT, config_from_file
 
-from mqformer_d2.modeling import MQFormer, MQFormerCheckpointer
+from mqformer_d2.checkpoint import MQFormerCheckpointer
+from mqformer_d2.modeling import MQFormer
 from mqformer_d2.modeling.decoder import build_decoder
 from mqformer_d2.modeling.pixel_decoder import build_pixel_decoder
 from mqformer_d2.modeling.text_encoder import build_text_encoder

@@ -9,11 +9,10 @@ from detectron2.engine import DefaultPredictor
 from detectron2.modeling import build_model
 from helpers import TINY_CONFIG, TINY_OPTIONS, load_script, tiny_config
 
+from mqformer_d2.checkpoint import MQFormerCheckpointer, WeightsFileError
 from mqformer_d2.engine import MQFormerPredictor
-from mqformer_d2.modeling import MQFormerCheckpointer
 from mqformer_d2.modeling.backbone import TimmSwinBackbone
 from mqformer_d2.modeling.text_encoder import OpenCLIPTextEncoder, import_open_clip
-from mqformer_d2.modeling.weights import WeightsFileError
 
 torch.set_num_threads(2)
 open_clip = import_open_clip()  # with MQ-Former's tiny text tower config added

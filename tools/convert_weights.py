@@ -23,9 +23,8 @@ from detectron2.modeling import build_model
 from detectron2.utils.logger import setup_logger
 
 import mqformer_d2  # noqa: F401  (registers the model)
+from mqformer_d2.checkpoint import LoadReport, MQFormerCheckpointer
 from mqformer_d2.engine import build_config
-from mqformer_d2.modeling import MQFormerCheckpointer
-from mqformer_d2.modeling.weights import LoadReport
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -8,7 +8,7 @@ from detectron2.data import transforms as T
 from detectron2.engine import DefaultPredictor
 from detectron2.modeling import build_model
 
-from ..modeling import MQFormerCheckpointer
+from ..checkpoint import MQFormerCheckpointer
 
 from ..data.images import as_uint8_bgr, resized_shape
 

@@ -23,9 +23,9 @@ from detectron2.engine.train_loop import TrainerBase
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
+from ..checkpoint import MQFormerCheckpointer
 from ..data import UnifiedDatasetMapper, build_unified_train_loader, load_tagged_dataset_dicts
 from ..evaluation import build_evaluator, summarize_seginw_suites
-from ..modeling import MQFormerCheckpointer
 from .defaults import check_training_config, warn_about_from_scratch_recipe
 from .optimizer import build_lr_scheduler, build_optimizer
 from .resume import resume_checkpoint

@@ -1,9 +1,9 @@
 """`MQFormerCheckpointer`: the one loader of weights files into MQ-Former.
 
 It is detectron2's `DetectionCheckpointer` (saving, `resume_or_load`, checkpointables) with:
-- reading through `weights.read_weights_file`: `.pkl` without unpickling code, every other file
+- reading through `files.read_weights_file`: `.pkl` without unpickling code, every other file
   with `torch.load(weights_only=True)`, clear errors naming the file;
-- an explicit conversion of known formats into MQ-Former's names (`weights.formats`: Mask DINO
+- an explicit conversion of known formats into MQ-Former's names (`formats`: Mask DINO
   checkpoints, Swin in Microsoft's or timm's layout, detectron2 ResNets);
 - a `LoadReport` per load (`self.last_report`, logged): per component, tensors loaded / left as
   built, and the file's tensors that were skipped, grouped by reason;
@@ -17,9 +17,9 @@ from typing import Dict, List, Optional
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
-from .weights.files import read_weights_file
-from .weights.formats import MQFORMER, convert_checkpoint
-from .weights.report import LoadReport, group_names
+from .files import read_weights_file
+from .formats import MQFORMER, convert_checkpoint
+from .report import LoadReport, group_names
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Dict
 import numpy as np
 import torch
 
-from ...safe_pickle import UnsafePickleError, load_pickle_safely
+from ..safe_pickle import UnsafePickleError, load_pickle_safely
 
 # A checkpoint's model state may sit under one of these keys (detectron2 / fvcore, timm and
 # Microsoft Swin, open_clip, plain PyTorch scripts).
