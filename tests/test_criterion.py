@@ -5,9 +5,8 @@ import pytest
 import torch
 from helpers import make_targets
 
-from mqformer_d2.modeling.criterion import SetCriterion
+from mqformer_d2.modeling.criterion import HungarianMatcher, SetCriterion
 from mqformer_d2.modeling.denoising import build_denoising_queries
-from mqformer_d2.modeling.matcher import HungarianMatcher
 from mqformer_d2.modeling.text_batch import TextBatch
 
 HM, HPAD, T, Q, D = 8, 32, 6, 5, 8

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import box_convert, generalized_box_iou, sigmoid_focal_loss
 
-from mqformer_d2.modeling.matcher import HungarianMatcher
+from mqformer_d2.modeling.criterion import HungarianMatcher
 
 HM, HPAD, T = 8, 32, 6  # mask-logit size, padded image size (4x), texts in the batch union
 

@@ -85,7 +85,7 @@ def _encoded(model, batch):
 
 
 def _targets_of(model, batch):
-    from mqformer_d2.modeling.meta_arch.targets import batch_targets
+    from mqformer_d2.modeling.criterion import batch_targets
 
     encoded = model.encode(batch)
     return batch_targets(batch, encoded.text.local_to_union, tuple(encoded.images.tensor.shape[-2:]), model.device)

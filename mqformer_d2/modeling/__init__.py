@@ -1,5 +1,5 @@
 """The model, in data-flow order: backbone -> pixel decoder -> mixed-query decoder -> heads ->
-matcher / criterion (training) or post-processing (inference). Importing registers everything.
+the training objective (`criterion/`) or post-processing (inference). Importing registers everything.
 Weights files are loaded by `mqformer_d2.checkpoint.MQFormerCheckpointer`."""
 import warnings
 

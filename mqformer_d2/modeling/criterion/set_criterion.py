@@ -16,7 +16,7 @@ from .losses import (
     validate_targets,
 )
 from .matcher import HungarianMatcher
-from .text_batch import TextBatch
+from ..text_batch import TextBatch
 
 DN_LOSS_KINDS = ("labels", "boxes", "masks")
 _PRED_KEY = {"labels": "pred_logits", "boxes": "pred_boxes", "masks": "pred_masks"}
