@@ -5,7 +5,7 @@ import pytest
 import torch
 from helpers import make_targets
 
-from mqformer_d2.modeling.criterion import HungarianMatcher, SetCriterion
+from mqformer_d2.modeling.criterion import HungarianMatcher, LossWeights, SetCriterion
 from mqformer_d2.modeling.denoising import build_denoising_queries
 from mqformer_d2.modeling.text_batch import TextBatch
 
@@ -50,9 +50,8 @@ def make_outputs(targets, gen, num_aux=2, dn=True):
     return out
 
 
-def make_criterion(**kw):
-    matcher = HungarianMatcher(num_points=64)
-    return SetCriterion(matcher=matcher, num_points=64, **kw)
+def make_criterion(weights=LossWeights(), **kw):
+    return SetCriterion(matcher=HungarianMatcher(weights=weights, num_points=64), weights=weights, num_points=64, **kw)
 
 
 def expected_keys(num_aux=2, dn=True):
@@ -79,8 +78,9 @@ def test_losses_are_weighted():
     torch.manual_seed(0)
     base = make_criterion()(outputs, targets, texts_for(targets))
     torch.manual_seed(0)
+    # Doubling every weight doubles every matching cost too, which leaves the assignment as it was.
     doubled = make_criterion(
-        class_weight=8.0, bbox_weight=10.0, giou_weight=4.0, mask_weight=10.0, dice_weight=10.0
+        LossWeights(class_weight=8.0, bbox_weight=10.0, giou_weight=4.0, mask_weight=10.0, dice_weight=10.0)
     )(outputs, targets, texts_for(targets))
     for name in BASE:
         assert doubled[name].item() == pytest.approx(2 * base[name].item(), rel=1e-5)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import box_convert, generalized_box_iou, sigmoid_focal_loss
 
-from mqformer_d2.modeling.criterion import HungarianMatcher
+from mqformer_d2.modeling.criterion import HungarianMatcher, LossWeights
 
 HM, HPAD, T = 8, 32, 6  # mask-logit size, padded image size (4x), texts in the batch union
 
@@ -69,7 +69,7 @@ def test_class_and_box_costs_match_their_definitions():
     gen = torch.Generator().manual_seed(0)
     outputs, targets = random_outputs(1, 4, gen), [random_targets(3, gen)]
     del outputs["pred_masks"]
-    matcher = HungarianMatcher(cost_class=2.0, cost_bbox=5.0, cost_giou=3.0)
+    matcher = HungarianMatcher(weights=LossWeights(class_weight=2.0, bbox_weight=5.0, giou_weight=3.0))
     cost = matcher.cost_matrices(outputs, targets)[0]
     logits, boxes = outputs["pred_logits"][0], outputs["pred_boxes"][0]
     xyxy = lambda b: box_convert(b, "cxcywh", "xyxy")  # noqa: E731
@@ -113,7 +113,7 @@ def test_targets_without_box_or_mask_pay_no_such_cost():
     outputs = random_outputs(1, 6, gen)
     flags = torch.tensor([True, False, True])
     tgt = random_targets(3, gen, has_box=flags.clone(), has_mask=flags.clone())
-    matcher = HungarianMatcher(cost_class=0.0, num_points=32)
+    matcher = HungarianMatcher(weights=LossWeights(class_weight=0.0), num_points=32)
     torch.manual_seed(0)
     cost = matcher.cost_matrices(outputs, [tgt])[0]
     assert torch.all(cost[:, 1] == 0)  # only box and mask costs are on, and target 1 has neither
@@ -151,7 +151,7 @@ def test_mask_cost_matches_its_definition():
     pred = torch.randn(3, HM, HM, generator=gen)
     tgt = random_targets(2, gen)
     coords = torch.rand(1, 40, 2, generator=gen)
-    matcher = HungarianMatcher(cost_mask=2.0, cost_dice=3.0)
+    matcher = HungarianMatcher(weights=LossWeights(mask_weight=2.0, dice_weight=3.0))
     cost = matcher.mask_cost(pred, tgt["masks"], tgt["has_mask"], coords)
     grid = coords[:, :, None] * 2 - 1  # point_sample's convention, border padding
     sample = lambda m: F.grid_sample(

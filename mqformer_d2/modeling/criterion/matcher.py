@@ -12,13 +12,14 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 from torchvision.ops import box_convert, generalized_box_iou, sigmoid_focal_loss
 
+from .loss_weights import LossWeights
 from .losses import MatchIndices, sample_points, validate_targets
 
 
 class HungarianMatcher(nn.Module):
     """One-to-one assignment of predictions to targets, per image, minimising a weighted cost.
 
-    Cost of query q for target k (each term weighted by its ``cost_*`` argument):
+    Cost of query q for target k (each term weighted as its loss, by ``weights``):
 
     * class: focal cost at k's label column, ``FL(logit, 1) - FL(logit, 0)`` (how much cheaper it
       is for q to call this text positive than negative), on the text-similarity logits;
@@ -40,36 +41,19 @@ class HungarianMatcher(nn.Module):
     ``min(Q, K_b)``, ``query_idx`` ascending. An image with no target gives two empty tensors.
     """
 
-    def __init__(
-        self,
-        *,
-        cost_class: float = 4.0,
-        cost_bbox: float = 5.0,
-        cost_giou: float = 2.0,
-        cost_mask: float = 5.0,
-        cost_dice: float = 5.0,
-        num_points: int = 12544,
-        focal_alpha: float = 0.25,
-        focal_gamma: float = 2.0,
-    ):
+    def __init__(self, *, weights: LossWeights = LossWeights(), num_points: int = 12544):
         """
         Args:
-            cost_class / cost_bbox / cost_giou / cost_mask / cost_dice: weights of the focal class,
-                L1 box, GIoU box, point BCE mask and point dice mask costs (Mask DINO defaults).
+            weights: the criterion's `LossWeights`: the class, L1 box, GIoU box, point-BCE mask and
+                point-dice mask costs are weighted like the losses, the class cost uses the same
+                focal parameters.
             num_points: points sampled per image for the mask costs (112 x 112 by default).
-            focal_alpha, focal_gamma: focal-loss parameters of the class cost; use the criterion's.
         """
         super().__init__()
         if num_points <= 0:
             raise ValueError(f"num_points must be positive, got {num_points}")
-        self.cost_class = cost_class
-        self.cost_bbox = cost_bbox
-        self.cost_giou = cost_giou
-        self.cost_mask = cost_mask
-        self.cost_dice = cost_dice
+        self.weights = weights
         self.num_points = num_points
-        self.focal_alpha = focal_alpha
-        self.focal_gamma = focal_gamma
 
     @torch.no_grad()
     def forward(
@@ -116,10 +100,10 @@ class HungarianMatcher(nn.Module):
     def class_cost(self, logits: Tensor, labels: Tensor) -> Tensor:
         """logits (Q, T), labels (K,) -> weighted focal class cost (Q, K)."""
         x = logits[:, labels].float()  # (Q, K): only the target columns matter
-        kw = dict(alpha=self.focal_alpha, gamma=self.focal_gamma, reduction="none")
+        kw = dict(alpha=self.weights.focal_alpha, gamma=self.weights.focal_gamma, reduction="none")
         pos = sigmoid_focal_loss(x, torch.ones_like(x), **kw)
         neg = sigmoid_focal_loss(x, torch.zeros_like(x), **kw)
-        return self.cost_class * (pos - neg)
+        return self.weights.class_weight * (pos - neg)
 
     def box_cost(self, pred_boxes: Tensor, boxes: Tensor, has_box: Tensor) -> Tensor:
         """pred_boxes (Q, 4), boxes (K, 4) cxcywh, has_box (K,) -> weighted box cost (Q, K).
@@ -135,7 +119,7 @@ class HungarianMatcher(nn.Module):
         giou = generalized_box_iou(
             box_convert(src, "cxcywh", "xyxy"), box_convert(tgt, "cxcywh", "xyxy")
         )
-        cost[:, has_box] = self.cost_bbox * l1 - self.cost_giou * giou
+        cost[:, has_box] = self.weights.bbox_weight * l1 - self.weights.giou_weight * giou
         return cost
 
     def mask_cost(
@@ -153,7 +137,7 @@ class HungarianMatcher(nn.Module):
         x = sample_points(pred_masks[None].float(), coords)[0]  # (Q, P)
         t = sample_points(masks[has_mask][None].float(), coords)[0]  # (K', P)
         bce, dice = pairwise_bce(x, t), pairwise_dice(x, t)
-        cost[:, has_mask] = self.cost_mask * bce + self.cost_dice * dice
+        cost[:, has_mask] = self.weights.mask_weight * bce + self.weights.dice_weight * dice
         return cost
 
 

@@ -8,6 +8,8 @@ import torch
 from detectron2.utils import comm
 from torch import Tensor, nn
 
+from ..text_batch import TextBatch
+from .loss_weights import LossWeights
 from .losses import (
     MatchIndices,
     box_losses,
@@ -16,7 +18,6 @@ from .losses import (
     validate_targets,
 )
 from .matcher import HungarianMatcher
-from ..text_batch import TextBatch
 
 DN_LOSS_KINDS = ("labels", "boxes", "masks")
 _PRED_KEY = {"labels": "pred_logits", "boxes": "pred_boxes", "masks": "pred_masks"}
@@ -41,7 +42,8 @@ class SetCriterion(nn.Module):
 
     The weights are applied here, as Detectron2's own heads do, so the meta-architecture returns
     ``criterion(outputs, targets, text)`` as is and Detectron2's trainer sums it. ``weight_dict`` maps
-    each base loss name to its weight (for logging or for recovering raw values).
+    each base loss name to its weight (for logging or for recovering raw values); the matcher's
+    costs are weighted by the same `LossWeights`.
 
     Loss names: ``loss_ce`` (focal), ``loss_bbox`` (L1), ``loss_giou``, ``loss_mask`` (BCE),
     ``loss_dice``, with a suffix per prediction set: none for the final layer, ``_{i}`` for
@@ -69,13 +71,7 @@ class SetCriterion(nn.Module):
         self,
         *,
         matcher: HungarianMatcher,
-        class_weight: float = 4.0,
-        bbox_weight: float = 5.0,
-        giou_weight: float = 2.0,
-        mask_weight: float = 5.0,
-        dice_weight: float = 5.0,
-        focal_alpha: float = 0.25,
-        focal_gamma: float = 2.0,
+        weights: LossWeights = LossWeights(),
         num_points: int = 12544,
         oversample_ratio: float = 3.0,
         importance_sample_ratio: float = 0.75,
@@ -84,11 +80,8 @@ class SetCriterion(nn.Module):
     ):
         """
         Args:
-            matcher: the Hungarian matcher (its cost weights are separate from these).
-            class_weight, bbox_weight, giou_weight, mask_weight, dice_weight: weights of
-                ``loss_ce``, ``loss_bbox``, ``loss_giou``, ``loss_mask``, ``loss_dice`` (Mask DINO
-                defaults), shared by every suffix.
-            focal_alpha, focal_gamma: sigmoid focal loss parameters.
+            matcher: the Hungarian matcher, built with the same ``weights``.
+            weights: the loss weights (shared by every suffix) and the focal-loss parameters.
             num_points, oversample_ratio, importance_sample_ratio: PointRend point sampling of
                 the mask losses (``num_points`` per matched mask).
             denoising: DN is on in the model. When a batch comes without ``dn_outputs`` (no
@@ -103,15 +96,8 @@ class SetCriterion(nn.Module):
                 f"dn_losses has unknown kinds {sorted(unknown)}; known: {DN_LOSS_KINDS}"
             )
         self.matcher = matcher
-        self.weight_dict = {
-            "loss_ce": class_weight,
-            "loss_bbox": bbox_weight,
-            "loss_giou": giou_weight,
-            "loss_mask": mask_weight,
-            "loss_dice": dice_weight,
-        }
-        self.focal_alpha = focal_alpha
-        self.focal_gamma = focal_gamma
+        self.weights = weights
+        self.weight_dict = weights.by_loss_name()
         self.num_points = num_points
         self.oversample_ratio = oversample_ratio
         self.importance_sample_ratio = importance_sample_ratio
@@ -165,8 +151,8 @@ class SetCriterion(nn.Module):
                     text_valid,
                     indices,
                     targets,
-                    alpha=self.focal_alpha,
-                    gamma=self.focal_gamma,
+                    alpha=self.weights.focal_alpha,
+                    gamma=self.weights.focal_gamma,
                 )
                 / norms[0]
             )
