@@ -30,6 +30,8 @@ def pred_set(batch, q, gen):
 
 
 def make_outputs(targets, gen, num_aux=2, dn=True):
+    """(outputs, dn_meta): prediction sets like the decoder's, and the denoising metadata (None
+    without DN or when no image has a target)."""
     batch = len(targets)
     out = pred_set(batch, Q, gen)
     out["aux_outputs"] = [pred_set(batch, Q, gen) for _ in range(num_aux)]
@@ -46,8 +48,7 @@ def make_outputs(targets, gen, num_aux=2, dn=True):
         n_dn = queries.meta["num_dn_queries"]
         out["dn_outputs"] = pred_set(batch, n_dn, gen)
         out["dn_outputs"]["aux_outputs"] = [pred_set(batch, n_dn, gen) for _ in range(num_aux)]
-        out["dn_meta"] = queries.meta
-    return out
+    return out, queries.meta if queries is not None else None
 
 
 def make_criterion(weights=LossWeights(), **kw):
@@ -64,7 +65,8 @@ def expected_keys(num_aux=2, dn=True):
 def test_all_losses_finite_and_positive():
     gen = torch.Generator().manual_seed(0)
     targets = make_targets([3, 2], gen, HPAD)
-    losses = make_criterion(denoising=True)(make_outputs(targets, gen), targets, texts_for(targets))
+    outputs, dn_meta = make_outputs(targets, gen)
+    losses = make_criterion(denoising=True)(outputs, targets, texts_for(targets), dn_meta)
     assert set(losses) == expected_keys()
     for name, value in losses.items():
         assert value.dim() == 0 and torch.isfinite(value) and value > 0, name
@@ -73,15 +75,15 @@ def test_all_losses_finite_and_positive():
 def test_losses_are_weighted():
     gen = torch.Generator().manual_seed(1)
     targets = make_targets([2], gen, HPAD)
-    outputs = make_outputs(targets, gen, num_aux=0, dn=False)
+    outputs, dn_meta = make_outputs(targets, gen, num_aux=0, dn=False)
     del outputs["interm_outputs"]
     torch.manual_seed(0)
-    base = make_criterion()(outputs, targets, texts_for(targets))
+    base = make_criterion()(outputs, targets, texts_for(targets), dn_meta)
     torch.manual_seed(0)
     # Doubling every weight doubles every matching cost too, which leaves the assignment as it was.
     doubled = make_criterion(
         LossWeights(class_weight=8.0, bbox_weight=10.0, giou_weight=4.0, mask_weight=10.0, dice_weight=10.0)
-    )(outputs, targets, texts_for(targets))
+    )(outputs, targets, texts_for(targets), dn_meta)
     for name in BASE:
         assert doubled[name].item() == pytest.approx(2 * base[name].item(), rel=1e-5)
 
@@ -110,10 +112,10 @@ def test_perfect_predictions_give_near_zero_losses():
     targets[0]["masks"][1] = False  # empty, but annotated as empty
     targets[0]["masks"][2] = True
     targets[0]["has_mask"][2] = False  # a box-only target
-    criterion, outputs = make_criterion(), perfect_outputs(targets)
-    indices = criterion.match(outputs, targets)  # what the criterion matches the final layer with
+    criterion, perfect = make_criterion(), perfect_outputs(targets)
+    indices = criterion.match(perfect, targets)  # what the criterion matches the final layer with
     assert indices[0][0].tolist() == [0, 1, 2] and indices[0][1].tolist() == [0, 1, 2]
-    losses = criterion(outputs, targets, texts_for(targets))
+    losses = criterion(perfect, targets, texts_for(targets))
     for name in ["loss_bbox", "loss_giou", "loss_mask", "loss_dice", "loss_ce"]:
         assert losses[name] < 1e-4, name
 
@@ -121,15 +123,15 @@ def test_perfect_predictions_give_near_zero_losses():
 def test_columns_outside_vocabulary_are_ignored():
     gen = torch.Generator().manual_seed(3)
     targets = make_targets([3, 1], gen, HPAD)
-    outputs = make_outputs(targets, gen)
+    outputs, dn_meta = make_outputs(targets, gen)
     criterion = make_criterion(denoising=True)
     torch.manual_seed(0)
-    before = criterion(outputs, targets, texts_for(targets))
+    before = criterion(outputs, targets, texts_for(targets), dn_meta)
     for out in [outputs, *outputs["aux_outputs"], outputs["interm_outputs"], outputs["dn_outputs"]]:
         with torch.no_grad():
             out["pred_logits"][:, :, 4:] = torch.randn_like(out["pred_logits"][:, :, 4:]) * 50
     torch.manual_seed(0)
-    after = criterion(outputs, targets, texts_for(targets))
+    after = criterion(outputs, targets, texts_for(targets), dn_meta)
     for name in before:
         assert torch.equal(before[name], after[name]), name
 
@@ -137,16 +139,16 @@ def test_columns_outside_vocabulary_are_ignored():
 def test_label_outside_vocabulary_is_an_error():
     gen = torch.Generator().manual_seed(4)
     targets = make_targets([2], gen, HPAD)
-    outputs = make_outputs(targets, gen, dn=False)
+    outputs, dn_meta = make_outputs(targets, gen, dn=False)
     targets[0]["labels"][1] = 5
     with pytest.raises(ValueError, match=r"targets\[0\]\['labels'\]"):
-        make_criterion()(outputs, targets, texts_for(targets))
+        make_criterion()(outputs, targets, texts_for(targets), dn_meta)
 
 
 def test_text_valid_must_match_the_logits():
     gen = torch.Generator().manual_seed(5)
     targets = make_targets([2], gen, HPAD)
-    outputs = make_outputs(targets, gen, dn=False)
+    outputs, dn_meta = make_outputs(targets, gen, dn=False)
     text = texts_for(targets)
     with pytest.raises(ValueError, match=r"text\.valid must be bool \(B, T\)"):
         make_criterion()(outputs, targets, text._replace(valid=text.valid[:, :4]))
@@ -155,10 +157,24 @@ def test_text_valid_must_match_the_logits():
 def test_missing_target_key_is_named():
     gen = torch.Generator().manual_seed(5)
     targets = make_targets([2], gen, HPAD)
-    outputs = make_outputs(targets, gen, dn=False)
+    outputs, dn_meta = make_outputs(targets, gen, dn=False)
     del targets[0]["has_box"]
     with pytest.raises(ValueError, match="has_box"):
-        make_criterion()(outputs, targets, texts_for(targets))
+        make_criterion()(outputs, targets, texts_for(targets), dn_meta)
+
+
+def test_targets_are_checked_and_moved_once_per_batch(monkeypatch):
+    """Not again for each of the final, auxiliary, proposal and denoising prediction sets."""
+    from mqformer_d2.modeling.criterion import loss_targets
+
+    gen = torch.Generator().manual_seed(5)
+    targets = make_targets([2, 1], gen, HPAD)
+    outputs, dn_meta = make_outputs(targets, gen)
+    calls = []
+    check = loss_targets.validate_targets
+    monkeypatch.setattr(loss_targets, "validate_targets", lambda *args: calls.append(args) or check(*args))
+    make_criterion(denoising=True)(outputs, targets, texts_for(targets), dn_meta)
+    assert len(calls) == 1 and calls[0][2] is not None  # with the vocabulary: labels checked too
 
 
 def test_targets_without_masks_or_boxes_contribute_nothing_there():
@@ -166,21 +182,21 @@ def test_targets_without_masks_or_boxes_contribute_nothing_there():
     targets = make_targets([3], gen, HPAD)
     targets[0]["has_mask"][1] = False
     targets[0]["has_box"][2] = False
-    outputs = make_outputs(targets, gen, dn=True)
+    outputs, dn_meta = make_outputs(targets, gen, dn=True)
     criterion = make_criterion(denoising=True)
     torch.manual_seed(0)
-    before = criterion(outputs, targets, texts_for(targets))
+    before = criterion(outputs, targets, texts_for(targets), dn_meta)
     targets[0]["masks"][1] = ~targets[0]["masks"][1]
     targets[0]["boxes"][2] = torch.tensor([0.9, 0.1, 0.0, 0.0])  # degenerate: must not be read
     torch.manual_seed(0)
-    after = criterion(outputs, targets, texts_for(targets))
+    after = criterion(outputs, targets, texts_for(targets), dn_meta)
     for name in before:
         assert torch.equal(before[name], after[name]), name
 
     for t in targets:
         t["has_mask"][:] = False
         t["has_box"][:] = False
-    losses = criterion(outputs, targets, texts_for(targets))
+    losses = criterion(outputs, targets, texts_for(targets), dn_meta)
     for name, value in losses.items():
         if not name.startswith("loss_ce"):
             assert value == 0, name
@@ -191,7 +207,7 @@ def test_normalised_per_target():
     """Two copies of one image give the same class and box losses as the image alone."""
     gen = torch.Generator().manual_seed(7)
     targets = make_targets([3], gen, HPAD)
-    single = make_outputs(targets, gen, num_aux=0, dn=False)
+    single, _ = make_outputs(targets, gen, num_aux=0, dn=False)
     double = {
         k: torch.cat([v, v])
         for k, v in single.items()
@@ -206,8 +222,8 @@ def test_normalised_per_target():
 def test_gradients_reach_every_output():
     gen = torch.Generator().manual_seed(8)
     targets = make_targets([3, 2], gen, HPAD)
-    outputs = make_outputs(targets, gen)
-    sum(make_criterion(denoising=True)(outputs, targets, texts_for(targets)).values()).backward()
+    outputs, dn_meta = make_outputs(targets, gen)
+    sum(make_criterion(denoising=True)(outputs, targets, texts_for(targets), dn_meta).values()).backward()
     sets = [
         outputs,
         *outputs["aux_outputs"],
@@ -227,10 +243,10 @@ def test_gradients_reach_every_output():
 def test_image_without_targets():
     gen = torch.Generator().manual_seed(9)
     targets = make_targets([0, 2], gen, HPAD)
-    outputs = make_outputs(targets, gen)
+    outputs, dn_meta = make_outputs(targets, gen)
     criterion = make_criterion(denoising=True)
     assert criterion.match(outputs, targets)[0][0].numel() == 0
-    losses = criterion(outputs, targets, texts_for(targets))
+    losses = criterion(outputs, targets, texts_for(targets), dn_meta)
     assert set(losses) == expected_keys()
     assert all(torch.isfinite(v) for v in losses.values())
 
@@ -238,9 +254,9 @@ def test_image_without_targets():
 def test_batch_without_any_target_keeps_the_same_keys():
     gen = torch.Generator().manual_seed(10)
     targets = make_targets([0, 0], gen, HPAD)
-    outputs = make_outputs(targets, gen)
+    outputs, dn_meta = make_outputs(targets, gen)
     assert "dn_outputs" not in outputs  # DN disabled for this batch
-    losses = make_criterion(denoising=True)(outputs, targets, texts_for(targets))
+    losses = make_criterion(denoising=True)(outputs, targets, texts_for(targets), dn_meta)
     assert set(losses) == expected_keys()  # every worker logs the same keys
     total = sum(losses.values())
     assert torch.isfinite(total) and total > 0  # the class loss still pushes queries to negative
@@ -251,10 +267,10 @@ def test_batch_without_any_target_keeps_the_same_keys():
 def test_dn_query_count_mismatch_is_reported():
     gen = torch.Generator().manual_seed(11)
     targets = make_targets([2], gen, HPAD)
-    outputs = make_outputs(targets, gen)
-    outputs["dn_meta"] = dict(outputs["dn_meta"], num_dn_queries=99)
+    outputs, dn_meta = make_outputs(targets, gen)
+    dn_meta = dict(dn_meta, num_dn_queries=99)
     with pytest.raises(ValueError, match="num_dn_queries"):
-        make_criterion(denoising=True)(outputs, targets, texts_for(targets))
+        make_criterion(denoising=True)(outputs, targets, texts_for(targets), dn_meta)
 
 
 def test_normalisers_are_averaged_over_workers(monkeypatch):
@@ -263,10 +279,10 @@ def test_normalisers_are_averaged_over_workers(monkeypatch):
 
     gen = torch.Generator().manual_seed(12)
     targets = make_targets([3, 1], gen, HPAD)
-    outputs = make_outputs(targets, gen)
+    outputs, dn_meta = make_outputs(targets, gen)
     criterion = make_criterion(denoising=True)
     torch.manual_seed(0)
-    alone = criterion(outputs, targets, texts_for(targets))
+    alone = criterion(outputs, targets, texts_for(targets), dn_meta)
     calls = []
 
     def fake_all_reduce(tensor):
@@ -276,7 +292,7 @@ def test_normalisers_are_averaged_over_workers(monkeypatch):
     monkeypatch.setattr(comm, "get_world_size", lambda: 2)
     monkeypatch.setattr(torch.distributed, "all_reduce", fake_all_reduce)
     torch.manual_seed(0)
-    together = criterion(outputs, targets, texts_for(targets))
+    together = criterion(outputs, targets, texts_for(targets), dn_meta)
     assert calls == [torch.Size([6])]  # one collective per forward, DN or not
     for name in alone:
         assert together[name].item() == pytest.approx(alone[name].item(), rel=1e-6), name

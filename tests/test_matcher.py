@@ -130,14 +130,6 @@ def test_targets_without_box_or_mask_pay_no_such_cost():
     assert not torch.equal(cost[:, 0], matcher.cost_matrices(outputs, [perturbed])[0][:, 0])
 
 
-def test_missing_key_is_named():
-    gen = torch.Generator().manual_seed(4)
-    tgt = random_targets(2, gen)
-    del tgt["has_mask"]
-    with pytest.raises(ValueError, match="has_mask"):
-        HungarianMatcher()(random_outputs(1, 3, gen), [tgt])
-
-
 def test_non_finite_predictions_raise():
     gen = torch.Generator().manual_seed(5)
     outputs = random_outputs(1, 3, gen)

@@ -1,5 +1,16 @@
-"""Training targets for the criterion, from the mapper's `instances` (docs/data_format.md)."""
-from typing import Dict, List, Sequence, Tuple
+"""Training targets of the criterion: made from the mapper's `instances` (docs/data_format.md),
+then checked and moved to the predictions' device once per batch (`prepare_targets`), before
+the matcher and the losses read them for every prediction set.
+
+Target format (one dict per image, K targets):
+
+    labels   int64 (K,)            index of each target's text in the batch's union text list
+    boxes    float (K, 4)          normalised cxcywh
+    masks    bool  (K, Hpad, Wpad) at the padded image size (4x the mask-logit size)
+    has_mask bool  (K,)            False: no mask cost, no mask loss (detection-only data)
+    has_box  bool  (K,)            False: no box cost, no box loss (stuff, as in Mask DINO)
+"""
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -7,6 +18,8 @@ from detectron2.structures import Instances
 from torch import Tensor
 
 from mqformer_d2.layers import xyxy_to_cxcywh
+
+TARGET_KEYS = ("labels", "boxes", "masks", "has_mask", "has_box")
 
 
 def instances_to_targets(
@@ -81,3 +94,66 @@ def _image_targets(inst: Instances, local_to_union: Tensor, padded_size, index: 
         "has_mask": has_mask,
         "has_box": has_box,
     }
+
+
+def prepare_targets(targets: Sequence[Dict[str, Tensor]], logits: Tensor,
+                    text_valid: Optional[Tensor] = None) -> List[Dict[str, Tensor]]:
+    """The targets checked (`validate_targets`) against a prediction set's logits (B, Q, T) and
+    moved to their device: what the matcher and the losses take for every prediction set."""
+    validate_targets(targets, logits.shape[0], text_valid)
+    return [{k: v.to(logits.device) for k, v in t.items()} for t in targets]
+
+
+def validate_targets(
+    targets: Sequence[Dict[str, Tensor]],
+    batch_size: int,
+    text_valid: Optional[Tensor] = None,
+) -> None:
+    """Raise ValueError naming the image and key at fault when a target dict is malformed.
+
+    Shape and dtype checks are free; the label checks (range and membership of each label in its
+    image's vocabulary) read values, so they only run when ``text_valid`` (B, T) is given.
+    """
+    if len(targets) != batch_size:
+        raise ValueError(f"got {len(targets)} target dicts for a batch of {batch_size} images")
+    for i, t in enumerate(targets):
+        missing = [k for k in TARGET_KEYS if k not in t]
+        if missing:
+            raise ValueError(f"targets[{i}] lacks key(s) {missing}; expected {list(TARGET_KEYS)}")
+        labels = t["labels"]
+        if labels.dim() != 1 or labels.dtype != torch.int64:
+            raise ValueError(
+                f"targets[{i}]['labels'] must be int64 (K,), "
+                f"got {labels.dtype} {tuple(labels.shape)}"
+            )
+        k = labels.shape[0]
+        _check_shape(t, i, "boxes", (k, 4))
+        _check_shape(t, i, "has_mask", (k,), torch.bool)
+        _check_shape(t, i, "has_box", (k,), torch.bool)
+        if t["masks"].dim() != 3 or t["masks"].shape[0] != k:
+            raise ValueError(
+                f"targets[{i}]['masks'] must be (K={k}, H, W), got {tuple(t['masks'].shape)}"
+            )
+        if text_valid is not None and k > 0:
+            _check_labels(labels, text_valid[i], i)
+
+
+def _check_shape(t: Dict[str, Tensor], i: int, key: str, shape: tuple, dtype=None) -> None:
+    if tuple(t[key].shape) != shape or (dtype is not None and t[key].dtype != dtype):
+        want = f"{dtype} " if dtype is not None else ""
+        raise ValueError(
+            f"targets[{i}]['{key}'] must be {want}{shape}, got {t[key].dtype} {tuple(t[key].shape)}"
+        )
+
+
+def _check_labels(labels: Tensor, valid_row: Tensor, i: int) -> None:
+    num_texts = valid_row.shape[0]
+    if int(labels.min()) < 0 or int(labels.max()) >= num_texts:
+        raise ValueError(
+            f"targets[{i}]['labels'] must lie in [0, {num_texts}), got {labels.tolist()}"
+        )
+    if not bool(valid_row[labels.to(valid_row.device)].all()):
+        raise ValueError(
+            f"targets[{i}]['labels'] points at texts outside image {i}'s vocabulary "
+            f"(text_valid[{i}] is False there): {labels.tolist()}"
+        )

@@ -1,19 +1,12 @@
-"""Loss terms and target checks shared by the matcher and the criterion.
+"""Loss terms over matched (prediction, target) pairs, and the point sampling the matcher shares.
 
 Every function here works on one set of *matched* (prediction, target) pairs and returns a sum,
 so the caller decides the normaliser (number of targets, averaged over workers). All terms are
-computed in float32 even under autocast: the focal and dice terms divide small numbers.
-
-Target format (one dict per image, K targets, see docs/data_format.md):
-
-    labels   int64 (K,)            index of each target's text in the batch's union text list
-    boxes    float (K, 4)          normalised cxcywh
-    masks    bool  (K, Hpad, Wpad) at the padded image size (4x the mask-logit size)
-    has_mask bool  (K,)            False: no mask cost, no mask loss (detection-only data)
-    has_box  bool  (K,)            False: no box cost, no box loss (stuff, as in Mask DINO)
+computed in float32 even under autocast: the focal and dice terms divide small numbers. Targets
+are `loss_targets.prepare_targets`'s: checked, and on the predictions' device.
 """
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -24,65 +17,8 @@ from detectron2.projects.point_rend.point_features import (
 from torch import Tensor
 from torchvision.ops import box_convert, generalized_box_iou_loss, sigmoid_focal_loss
 
-TARGET_KEYS = ("labels", "boxes", "masks", "has_mask", "has_box")
-
 # (query indices, target indices) of one image, both int64 of the same length.
 MatchIndices = Tuple[Tensor, Tensor]
-
-
-def validate_targets(
-    targets: Sequence[Dict[str, Tensor]],
-    batch_size: int,
-    text_valid: Optional[Tensor] = None,
-) -> None:
-    """Raise ValueError naming the image and key at fault when a target dict is malformed.
-
-    Shape and dtype checks are free; the label checks (range and membership of each label in its
-    image's vocabulary) read values, so they only run when ``text_valid`` (B, T) is given.
-    """
-    if len(targets) != batch_size:
-        raise ValueError(f"got {len(targets)} target dicts for a batch of {batch_size} images")
-    for i, t in enumerate(targets):
-        missing = [k for k in TARGET_KEYS if k not in t]
-        if missing:
-            raise ValueError(f"targets[{i}] lacks key(s) {missing}; expected {list(TARGET_KEYS)}")
-        labels = t["labels"]
-        if labels.dim() != 1 or labels.dtype != torch.int64:
-            raise ValueError(
-                f"targets[{i}]['labels'] must be int64 (K,), "
-                f"got {labels.dtype} {tuple(labels.shape)}"
-            )
-        k = labels.shape[0]
-        _check_shape(t, i, "boxes", (k, 4))
-        _check_shape(t, i, "has_mask", (k,), torch.bool)
-        _check_shape(t, i, "has_box", (k,), torch.bool)
-        if t["masks"].dim() != 3 or t["masks"].shape[0] != k:
-            raise ValueError(
-                f"targets[{i}]['masks'] must be (K={k}, H, W), got {tuple(t['masks'].shape)}"
-            )
-        if text_valid is not None and k > 0:
-            _check_labels(labels, text_valid[i], i)
-
-
-def _check_shape(t: Dict[str, Tensor], i: int, key: str, shape: tuple, dtype=None) -> None:
-    if tuple(t[key].shape) != shape or (dtype is not None and t[key].dtype != dtype):
-        want = f"{dtype} " if dtype is not None else ""
-        raise ValueError(
-            f"targets[{i}]['{key}'] must be {want}{shape}, got {t[key].dtype} {tuple(t[key].shape)}"
-        )
-
-
-def _check_labels(labels: Tensor, valid_row: Tensor, i: int) -> None:
-    num_texts = valid_row.shape[0]
-    if int(labels.min()) < 0 or int(labels.max()) >= num_texts:
-        raise ValueError(
-            f"targets[{i}]['labels'] must lie in [0, {num_texts}), got {labels.tolist()}"
-        )
-    if not bool(valid_row[labels.to(valid_row.device)].all()):
-        raise ValueError(
-            f"targets[{i}]['labels'] points at texts outside image {i}'s vocabulary "
-            f"(text_valid[{i}] is False there): {labels.tolist()}"
-        )
 
 
 def sample_points(maps: Tensor, coords: Tensor) -> Tensor:
@@ -115,7 +51,7 @@ def class_focal_loss(
     onehot = torch.zeros_like(logits)
     dev = logits.device
     for b, (q, k) in enumerate(indices):
-        onehot[b, q.to(dev), targets[b]["labels"].to(dev)[k.to(dev)]] = 1.0
+        onehot[b, q.to(dev), targets[b]["labels"][k.to(dev)]] = 1.0
     loss = sigmoid_focal_loss(logits, onehot, alpha=alpha, gamma=gamma, reduction="none")
     return (loss * text_valid[:, None, :].to(loss.dtype)).sum()
 
@@ -130,10 +66,10 @@ def _gather_matched(
     dev = preds.device
     src, tgt = [], []
     for b, (q, k) in enumerate(indices):
-        q, k = q.to(dev), k.to(dev)
-        keep = targets[b][flag].to(dev)[k]
+        q, k = q.to(dev), k.to(dev)  # the matcher's indices are CPU tensors
+        keep = targets[b][flag][k]
         src.append(preds[b][q[keep]])
-        tgt.append(targets[b][key].to(dev)[k[keep]])
+        tgt.append(targets[b][key][k[keep]])
     return torch.cat(src), torch.cat(tgt)
 
 

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from torchvision.ops import box_convert, generalized_box_iou, sigmoid_focal_loss
 
 from .loss_weights import LossWeights
-from .losses import MatchIndices, sample_points, validate_targets
+from .losses import MatchIndices, sample_points
 
 
 class HungarianMatcher(nn.Module):
@@ -35,7 +35,9 @@ class HungarianMatcher(nn.Module):
         ``pred_boxes`` (B, Q, 4): normalised cxcywh after sigmoid; optional (no box cost if absent);
         ``pred_masks`` (B, Q, Hm, Wm): mask logits; optional (no mask cost if absent).
     Targets: a list of B dicts with ``labels`` int64 (K,), ``boxes`` (K, 4) normalised cxcywh,
-    ``masks`` bool (K, Hpad, Wpad), ``has_mask`` bool (K,), ``has_box`` bool (K,).
+    ``masks`` bool (K, Hpad, Wpad), ``has_mask`` bool (K,), ``has_box`` bool (K,), on the
+    predictions' device: ``loss_targets.prepare_targets``'s, which the criterion makes once per
+    batch for all the prediction sets it matches.
 
     Returns a list of B pairs ``(query_idx, target_idx)``, int64 CPU tensors of length
     ``min(Q, K_b)``, ``query_idx`` ascending. An image with no target gives two empty tensors.
@@ -79,14 +81,12 @@ class HungarianMatcher(nn.Module):
     ) -> List[Tensor]:
         """The weighted cost matrix of each image: a list of B float32 CPU tensors (Q, K_b)."""
         logits = outputs["pred_logits"]
-        validate_targets(targets, logits.shape[0])
         coords = None
         if "pred_masks" in outputs:
             # One draw for the whole batch so the result does not depend on how it is batched.
             coords = torch.rand(1, self.num_points, 2, device=logits.device)
         costs = []
         for b, tgt in enumerate(targets):
-            tgt = {k: v.to(logits.device) for k, v in tgt.items()}
             cost = self.class_cost(logits[b], tgt["labels"])
             if "pred_boxes" in outputs:
                 cost = cost + self.box_cost(outputs["pred_boxes"][b], tgt["boxes"], tgt["has_box"])

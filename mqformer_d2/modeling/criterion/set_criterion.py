@@ -10,13 +10,8 @@ from torch import Tensor, nn
 
 from ..text_batch import TextBatch
 from .loss_weights import LossWeights
-from .losses import (
-    MatchIndices,
-    box_losses,
-    class_focal_loss,
-    mask_losses,
-    validate_targets,
-)
+from .loss_targets import prepare_targets
+from .losses import MatchIndices, box_losses, class_focal_loss, mask_losses
 from .matcher import HungarianMatcher
 
 DN_LOSS_KINDS = ("labels", "boxes", "masks")
@@ -60,9 +55,11 @@ class SetCriterion(nn.Module):
         ``pred_logits`` (B, Q, T); ``pred_boxes`` (B, Q, 4) normalised cxcywh after sigmoid;
         ``pred_masks`` (B, Q, Hm, Wm) logits at stride 4 of the padded batch; optional
         ``aux_outputs`` (list of dicts with those keys), ``interm_outputs`` (dict), and when DN ran
-        ``dn_outputs`` (dict, Q = N_dn, with its own ``aux_outputs``) and ``dn_meta``
-        (``denoising.build_denoising_queries``).
-    Targets: list of B dicts, see ``losses.validate_targets`` / docs/data_format.md.
+        ``dn_outputs`` (dict, Q = N_dn, with its own ``aux_outputs``).
+    Targets: list of B dicts, see ``loss_targets`` / docs/data_format.md; checked and moved to the
+    predictions' device once per call.
+    dn_meta: when DN ran, the ``meta`` of ``denoising.build_denoising_queries`` (the DN queries'
+    fixed assignment and group count), else None.
     Text: the batch's ``TextBatch``; its ``valid`` (B, T) bool says which texts are in each image's
     vocabulary (the class loss ignores the other columns of every prediction set).
     """
@@ -104,8 +101,9 @@ class SetCriterion(nn.Module):
         self.denoising = denoising
         self.dn_losses = tuple(dn_losses)
 
-    def forward(self, outputs: Dict, targets: Sequence[Dict[str, Tensor]], text: TextBatch) -> Dict[str, Tensor]:
-        """The weighted loss dict."""
+    def forward(self, outputs: Dict, targets: Sequence[Dict[str, Tensor]], text: TextBatch,
+                dn_meta: Optional[Dict] = None) -> Dict[str, Tensor]:
+        """The weighted loss dict (arguments: see the class docstring)."""
         logits = outputs["pred_logits"]
         text_valid = text.valid
         if text_valid.dtype != torch.bool or text_valid.shape != (logits.shape[0], logits.shape[2]):
@@ -114,14 +112,12 @@ class SetCriterion(nn.Module):
                 f"like pred_logits' batch and text dims, got {text_valid.dtype} "
                 f"{tuple(text_valid.shape)}"
             )
-        validate_targets(targets, logits.shape[0], text_valid)
-        targets = [{k: v.to(logits.device) for k, v in t.items()} for t in targets]
-        dn_meta = outputs.get("dn_meta")
+        targets = prepare_targets(targets, logits, text_valid)
         norms, dn_norms = self._normalisers(targets, dn_meta, logits.device)
 
         losses = {}
         for suffix, out in _matching_sets(outputs):
-            indices = self.match(out, targets)  # every layer is matched on its own predictions
+            indices = self.matcher(out, targets)  # every layer is matched on its own predictions
             losses.update(self._set_losses(out, targets, indices, norms, text_valid, suffix))
         losses.update(self._dn_losses(outputs, targets, dn_meta, dn_norms, text_valid))
         return losses
@@ -130,7 +126,7 @@ class SetCriterion(nn.Module):
         """The Hungarian assignment of one prediction set (``pred_logits`` (B, Q, T), ``pred_boxes``,
         ``pred_masks``) to the B targets, as training makes it: per image (query index, target
         index) int64 CPU tensors. The mask cost samples random points from torch's global RNG."""
-        return self.matcher(outputs, targets)
+        return self.matcher(outputs, prepare_targets(targets, outputs["pred_logits"]))
 
     def _set_losses(
         self,
@@ -177,7 +173,7 @@ class SetCriterion(nn.Module):
         """Losses of the DN queries under their fixed assignment (``dn_meta['dn_indices']``)."""
         if dn_meta is None or "dn_outputs" not in outputs:
             if dn_meta is not None or "dn_outputs" in outputs:
-                raise KeyError("outputs['dn_outputs'] and outputs['dn_meta'] must come together")
+                raise KeyError("outputs['dn_outputs'] and the dn_meta argument must come together")
             return self._dn_placeholders(outputs) if self.denoising else {}
         dn_out = outputs["dn_outputs"]
         num_dn = dn_out["pred_logits"].shape[1]

@@ -161,12 +161,11 @@ class MQFormer(nn.Module):
         denoising = self._denoising_queries(targets, encoded.text)
         # mixed-query decoder -> heads (every layer) -> losses
         outputs = self.decoder(encoded.pixel, encoded.text, denoising)
-        if denoising is not None:
-            outputs["dn_meta"] = denoising.meta
         heads = getattr(self.decoder, "heads", None)
         log_training_diagnostics(outputs, targets, encoded.text, heads.class_calibration() if heads else None,
                                  encoded.pixel.mask_valid_ratio)
-        losses = self.criterion(outputs, targets, encoded.text)
+        dn_meta = None if denoising is None else denoising.meta
+        losses = self.criterion(outputs, targets, encoded.text, dn_meta)
         if self.region_classifier is not None:
             losses.update(self.region_classifier.loss(encoded.pixel.mask_features, encoded.pixel.mask_valid_ratio,
                                                       targets, encoded.text))
