@@ -7,7 +7,6 @@ from mqformer_d2.layers import masks_to_normalized_boxes
 from mqformer_d2.modeling.backbone import TimmSwinBackbone
 from mqformer_d2.modeling.decoder import MixedQueryDecoder
 from mqformer_d2.modeling.denoising import dn_attention_mask
-from mqformer_d2.modeling.meta_arch.vocabulary import union_vocabulary
 from mqformer_d2.modeling.pixel_decoder import MSDeformAttnPixelDecoder
 from mqformer_d2.modeling.text_batch import TextBatch
 from mqformer_d2.modeling.text_encoder import TINY_TEXT_MODEL_NAME, OpenCLIPTextEncoder
@@ -113,14 +112,16 @@ def _decoder_inputs():
     torch.manual_seed(0)
     shapes, features = _backbone_features()
     pixel = _pixel_decoder(shapes)(features, _padding_mask())
-    texts, valid, local_to_union = union_vocabulary([["a", "b", "c"], ["b", "d"]])
-    assert valid.tolist() == [[True, True, True, False], [False, True, False, True]]
-    return pixel, TextBatch(texts, torch.randn(4, DIM), valid, local_to_union)
+    text = TextBatch.from_vocabularies([["a", "b", "c"], ["b", "d"]], lambda texts: torch.randn(len(texts), DIM))
+    assert text.valid.tolist() == [[True, True, True, False], [False, True, False, True]]
+    return pixel, text
 
 
 def test_text_batch_gives_back_each_images_vocabulary():
-    texts, valid, local_to_union = union_vocabulary([["a", "b", "a"], ["c", "b"]])
-    text = TextBatch(texts, torch.zeros(len(texts), DIM), valid, local_to_union)
+    embedded = []
+    text = TextBatch.from_vocabularies([["a", "b", "a"], ["c", "b"]],
+                                       lambda texts: embedded.append(texts) or torch.zeros(len(texts), DIM))
+    assert embedded == [["a", "b", "c"]] and text.embeddings.shape == (3, DIM)  # the union, embedded once
     assert text.texts == ["a", "b", "c"]
     assert text.vocabulary(0) == ["a", "b", "a"] and text.vocabulary(1) == ["c", "b"]
 

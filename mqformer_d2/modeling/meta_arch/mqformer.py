@@ -17,7 +17,7 @@ from ..text_batch import TextBatch
 from ..text_encoder import build_text_encoder
 from . import postprocessing as post
 from .training_diagnostics import log_training_diagnostics
-from .vocabulary import check_vocabulary, stuff_prompts, union_vocabulary
+from .vocabulary import check_vocabulary, stuff_prompts
 
 TASK_OUTPUTS = {
     "instance": ("instances",),
@@ -199,10 +199,10 @@ class MQFormer(nn.Module):
         images, padding_mask = self.preprocess_image(batched_inputs)
         if vocabularies is None:
             vocabularies = [self._vocabulary(x, index) for index, x in enumerate(batched_inputs)]
-        texts, text_valid, local_to_union = union_vocabulary(vocabularies, device=self.device)
         if use_templates is None:
             use_templates = not self.training and all(self._task(x) != "referring" for x in batched_inputs)
-        text = TextBatch(texts, self.text_encoder(texts, use_templates=use_templates), text_valid, local_to_union)
+        text = TextBatch.from_vocabularies(
+            vocabularies, lambda texts: self.text_encoder(texts, use_templates=use_templates), self.device)
         pixel = self.pixel_decoder(self.backbone(images.tensor), padding_mask)
         return EncodedBatch(images, pixel, text)
 
