@@ -3,7 +3,7 @@ import pytest
 import torch
 from detectron2.layers import ShapeSpec
 
-from mqformer_d2.layers import masks_to_normalized_boxes
+from mqformer_d2.layers import masks_to_normalized_boxes, token_centers
 from mqformer_d2.modeling.backbone import TimmSwinBackbone
 from mqformer_d2.modeling.decoder import MixedQueryDecoder
 from mqformer_d2.modeling.denoising import dn_attention_mask
@@ -115,6 +115,15 @@ def _decoder_inputs():
     text = TextBatch.from_vocabularies([["a", "b", "c"], ["b", "d"]], lambda texts: torch.randn(len(texts), DIM))
     assert text.valid.tolist() == [[True, True, True, False], [False, True, False, True]]
     return pixel, text
+
+
+def test_token_centers_are_cell_centres_relative_to_the_unpadded_image():
+    shapes = torch.tensor([[2, 4], [1, 2]])
+    ratios = torch.tensor([[[1.0, 1.0], [1.0, 1.0]], [[0.5, 1.0], [0.5, 1.0]]])  # image 1: right half padded
+    centers = token_centers(shapes, ratios)
+    assert centers.shape == (2, 10, 2)
+    assert centers[0, :4].tolist() == [[0.125, 0.25], [0.375, 0.25], [0.625, 0.25], [0.875, 0.25]]
+    assert centers[1, 8:].tolist() == [[0.5, 0.5], [1.5, 0.5]]  # the padded cell lies beyond 1
 
 
 def test_text_batch_gives_back_each_images_vocabulary():
