@@ -1,4 +1,4 @@
-"""Reading results back (mqformer_d2.evaluation.report) and the main job's output-folder rule."""
+"""Reading results back (mqformer_d2.experiments.results) and the main job's output-folder rule."""
 import argparse
 import json
 import math
@@ -6,14 +6,14 @@ import math
 import pytest
 from helpers import load_script
 
-from mqformer_d2.evaluation.report import (
+from mqformer_d2.experiments.results import (
     find_metric,
     plot_training_curves,
     read_metrics,
     shapes_summary_table,
     stuff_miou,
 )
-from mqformer_d2.evaluation.seeds import seed_list, seed_spread, seeds_table
+from mqformer_d2.experiments.seeds import seed_list, seed_spread, seeds_table
 
 RESULTS = {
     "mqformer_shapes_val_instance": {"segm": {"AP": 41.25}},

@@ -4,7 +4,7 @@ import torch
 from helpers import TINY_CONFIG, tiny_config, tiny_shapes_benchmark
 
 from mqformer_d2.engine import build_config
-from mqformer_d2.engine.time_budget import measure_step_seconds, schedule_overrides
+from mqformer_d2.experiments.time_budget import measure_step_seconds, schedule_overrides
 
 
 def _cfg():

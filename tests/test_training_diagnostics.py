@@ -6,7 +6,7 @@ from detectron2.modeling import build_model
 from detectron2.utils.events import EventStorage
 
 from helpers import make_model_input, tiny_model_config, train_step
-from mqformer_d2.evaluation.report import plot_training_curves
+from mqformer_d2.experiments.results import plot_training_curves
 from mqformer_d2.modeling.meta_arch import training_diagnostics as diag
 from mqformer_d2.modeling.text_batch import TextBatch
 

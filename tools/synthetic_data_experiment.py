@@ -42,7 +42,7 @@ import sys
 import time
 from typing import Dict, List, Tuple
 
-from mqformer_d2.evaluation.seeds import seed_list, seed_spread, seeds_table
+from mqformer_d2.experiments.seeds import seed_list, seed_spread, seeds_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOLS = os.path.join(ROOT, "tools")
@@ -206,7 +206,7 @@ def execute_stage(args) -> None:
 # ---------------------------------------------------------------------------------------- results
 
 def variant_row(results: Dict) -> Dict[str, float]:
-    from mqformer_d2.evaluation.report import find_metric
+    from mqformer_d2.experiments.results import find_metric
 
     return {
         "instance mask AP": find_metric(results, "mqformer_shapes_val_instance", "segm", "AP"),
@@ -250,7 +250,7 @@ def prepare_output_dir(requested) -> str:
 def run_experiment(output_dir: str, args) -> None:
     """The whole experiment in `output_dir` (claimed) with the config overrides `args.opts`:
     split, captions, the four trainings, mask synthesis; writes the table, json and curves."""
-    from mqformer_d2.evaluation.report import plot_training_curves, read_metrics
+    from mqformer_d2.experiments.results import plot_training_curves, read_metrics
     from mqformer_d2.synthetic import synthesize_captions, synthetic_image_root, synthetic_mask_iou
 
     split = write_split(output_dir, args.hidden_fraction, args.split_seed)
@@ -284,7 +284,7 @@ def run_experiment(output_dir: str, args) -> None:
 def combine_seeds(output_dir: str, seeds: List[int]) -> None:
     """DIR/synthetic_data.{md,json} and DIR/synthetic_data_curves.png from the finished
     DIR/seed_<N>/ experiments: mean and per-seed value of every cell, and the spread."""
-    from mqformer_d2.evaluation.report import plot_training_curves, read_metrics
+    from mqformer_d2.experiments.results import plot_training_curves, read_metrics
 
     per_seed, curves = {}, {}
     for seed in seeds:

@@ -70,14 +70,14 @@ def main(argv=None) -> int:
 
     from mqformer_d2.engine import argument_parser
     from mqformer_d2.engine import main as engine_main
-    from mqformer_d2.evaluation.report import plot_training_curves, read_metrics, shapes_summary_table
+    from mqformer_d2.experiments.results import plot_training_curves, read_metrics, shapes_summary_table
 
     DatasetCatalog.get("mqformer_shapes_train")  # generates the benchmark on first use
     flags, opts = device_arguments(torch.cuda.is_available())
     opts += args.opts
     if args.train_minutes > 0:
         from mqformer_d2.engine import build_config
-        from mqformer_d2.engine.time_budget import fit_schedule_to_budget
+        from mqformer_d2.experiments.time_budget import fit_schedule_to_budget
 
         config = build_config(args.config_file, opts, cpu="--cpu" in flags)
         opts += fit_schedule_to_budget(config, args.train_minutes, logger)

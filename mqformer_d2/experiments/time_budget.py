@@ -16,7 +16,7 @@ from detectron2.config import CfgNode
 from detectron2.modeling import build_model
 
 from ..data import UnifiedDatasetMapper, build_unified_train_loader
-from .optimizer import build_optimizer
+from ..engine.optimizer import build_optimizer
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,6 @@
 """Reading results back: metric lookup in detectron2's nested results, the synthetic benchmark's
-summary table, and curves from metrics.json (used by tools/train_shapes.py and tools/query_ablation.py)."""
+summary table, and curves from metrics.json (used by the main job, the query ablation and the
+synthetic data experiment)."""
 import json
 import math
 from typing import Dict, List, Optional, Sequence, Tuple
