@@ -1,5 +1,5 @@
 """The main job: train MQ-Former from scratch on the built-in synthetic benchmark and evaluate every
-task (`make train`).
+task (`make train`; command line `tools/train_shapes.py`, which calls `main(argv, root=ROOT)`).
 
     .venv/bin/python tools/train_shapes.py [--config-file configs/shapes/mqformer_tiny_shapes.yaml]
         [--output-dir DIR] [KEY VALUE ...]
@@ -16,12 +16,22 @@ import argparse
 import json
 import logging
 import os
-import sys
 import time
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_CONFIG = os.path.join(ROOT, "configs", "shapes", "mqformer_tiny_shapes.yaml")
+import torch
+from detectron2.data import DatasetCatalog
+from detectron2.utils.logger import setup_logger
+
+from ..engine import argument_parser, build_config
+from ..engine import main as engine_main
+from ..engine.run_dirs import claim_dir, claim_timestamped_dir
+from .results import plot_training_curves, read_metrics, shapes_summary_table
+from .time_budget import fit_schedule_to_budget
+
+# The main job's config, relative to the repository root (`main`'s `root`).
+DEFAULT_CONFIG = os.path.join("configs", "shapes", "mqformer_tiny_shapes.yaml")
+# Named after the command, which is how users know the main job's log lines.
 logger = logging.getLogger("train_shapes")
 # Training minutes of the main job, as measured before training: the measurement over-estimates a
 # step by ~17% (0.53 s measured, 0.45 s in the run on the same machine), so ~10.5 min of actual
@@ -30,9 +40,11 @@ logger = logging.getLogger("train_shapes")
 # kind that run a step in 0.45 s (the full 1,400 iterations) as on those that need 0.85 s.
 DEFAULT_TRAIN_MINUTES = 12.5
 
-def parse_args(argv=None):
+
+def parse_args(argv: Optional[List[str]] = None, root: str = ".") -> argparse.Namespace:
+    """The command line of tools/train_shapes.py; the default config is the one under `root`."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config-file", default=DEFAULT_CONFIG)
+    parser.add_argument("--config-file", default=os.path.join(root, DEFAULT_CONFIG))
     parser.add_argument("--output-dir", default=None, help="default: output/shapes/run_<time>")
     parser.add_argument(
         "--train-minutes", type=float, default=DEFAULT_TRAIN_MINUTES,
@@ -49,36 +61,24 @@ def device_arguments(gpu_available: bool) -> Tuple[List[str], List[str]]:
     return ([], ["MODEL.DEVICE", "cuda"]) if gpu_available else (["--cpu"], [])
 
 
-def fresh_output_dir(requested: Optional[str]) -> str:
+def fresh_output_dir(requested: Optional[str], root: str) -> str:
     """The run's folder, claimed for this process alone: `requested` (refused when it holds files)
-    or a new output/shapes/run_<time>[_<n>] (unique also for runs started in the same second)."""
-    from mqformer_d2.engine.run_dirs import claim_dir, claim_timestamped_dir
-
+    or a new `root`/output/shapes/run_<time>[_<n>] (unique also for runs started in the same second)."""
     if requested:
         return claim_dir(requested)
-    return claim_timestamped_dir(os.path.join(ROOT, "output", "shapes"), "run_")
+    return claim_timestamped_dir(os.path.join(root, "output", "shapes"), "run_")
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    output_dir = fresh_output_dir(args.output_dir)
-    import torch
-    from detectron2.data import DatasetCatalog
-    from detectron2.utils.logger import setup_logger
-
+def main(argv: Optional[List[str]], *, root: str) -> int:
+    """Run the main job with the command line `argv` (tools/train_shapes.py's arguments); `root` is
+    the repository root, which holds the default config and output/. Returns the exit status."""
+    args = parse_args(argv, root)
+    output_dir = fresh_output_dir(args.output_dir, root)
     setup_logger(output_dir, name="train_shapes")
-
-    from mqformer_d2.engine import argument_parser
-    from mqformer_d2.engine import main as engine_main
-    from mqformer_d2.experiments.results import plot_training_curves, read_metrics, shapes_summary_table
-
     DatasetCatalog.get("mqformer_shapes_train")  # generates the benchmark on first use
     flags, opts = device_arguments(torch.cuda.is_available())
     opts += args.opts
     if args.train_minutes > 0:
-        from mqformer_d2.engine import build_config
-        from mqformer_d2.experiments.time_budget import fit_schedule_to_budget
-
         config = build_config(args.config_file, opts, cpu="--cpu" in flags)
         opts += fit_schedule_to_budget(config, args.train_minutes, logger)
     engine_args = argument_parser().parse_args(
@@ -87,6 +87,12 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     results = engine_main(engine_args) or {}
     logger.info("training + evaluation took %.1f min", (time.perf_counter() - start) / 60)
+    write_outputs(output_dir, results)
+    return 0
+
+
+def write_outputs(output_dir: str, results: Dict) -> None:
+    """Log the summary table and write results.json, summary.md and curves.png to `output_dir`."""
     table = shapes_summary_table(results)
     logger.info("results on the mqformer_shapes validation splits:\n%s", table)
     with open(os.path.join(output_dir, "results.json"), "w") as f:
@@ -96,8 +102,3 @@ def main(argv=None) -> int:
     metrics = read_metrics(os.path.join(output_dir, "metrics.json"))
     plot_training_curves({"main job": metrics}, os.path.join(output_dir, "curves.png"))
     logger.info("results.json, summary.md and curves.png are in %s", output_dir)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
