@@ -6,6 +6,7 @@ import math
 import pytest
 from helpers import load_script
 
+from mqformer_d2.experiments import main_job
 from mqformer_d2.experiments.results import (
     find_metric,
     plot_training_curves,
@@ -55,20 +56,18 @@ def test_curves_png_from_metrics_json(tmp_path):
 
 
 def test_main_job_never_reuses_a_folder_with_files(tmp_path):
-    train_shapes = load_script("tools/train_shapes.py")
     empty = tmp_path / "empty"
-    assert train_shapes.fresh_output_dir(str(empty)) == str(empty) and empty.is_dir()
+    assert main_job.fresh_output_dir(str(empty), str(tmp_path)) == str(empty) and empty.is_dir()
     (empty / "model_final.pth").write_bytes(b"weights")
     with pytest.raises(FileExistsError, match="already holds files"):
-        train_shapes.fresh_output_dir(str(empty))
+        main_job.fresh_output_dir(str(empty), str(tmp_path))
     assert (empty / "model_final.pth").read_bytes() == b"weights"
 
 
 def test_main_job_passes_cpu_only_without_a_gpu():
-    train_shapes = load_script("tools/train_shapes.py")
-    assert train_shapes.device_arguments(gpu_available=False) == (["--cpu"], [])
+    assert main_job.device_arguments(gpu_available=False) == (["--cpu"], [])
     # With a GPU the tiny config's MODEL.DEVICE cpu is overridden: dropping --cpu alone would not do.
-    assert train_shapes.device_arguments(gpu_available=True) == ([], ["MODEL.DEVICE", "cuda"])
+    assert main_job.device_arguments(gpu_available=True) == ([], ["MODEL.DEVICE", "cuda"])
 
 
 def test_seeds_table_has_a_row_per_variant():

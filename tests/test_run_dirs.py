@@ -8,9 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from detectron2.config import get_cfg
 
-from helpers import load_script
 from mqformer_d2.engine.defaults import separate_eval_output_dir
 from mqformer_d2.engine.run_dirs import TRAINING_LOCK, TrainingDirLock, claim_dir, claim_timestamped_dir
+from mqformer_d2.experiments import main_job
 
 FROZEN = time.strftime("%Y%m%d_%H%M%S")
 
@@ -28,10 +28,8 @@ def test_threads_started_in_the_same_second_get_distinct_run_folders(tmp_path, s
     assert os.path.join(str(tmp_path), f"run_{FROZEN}") in paths
 
 
-def test_main_job_runs_started_in_the_same_second_get_distinct_folders(tmp_path, monkeypatch, same_second):
-    train_shapes = load_script("tools/train_shapes.py")
-    monkeypatch.setattr(train_shapes, "ROOT", str(tmp_path))
-    first, second = train_shapes.fresh_output_dir(None), train_shapes.fresh_output_dir(None)
+def test_main_job_runs_started_in_the_same_second_get_distinct_folders(tmp_path, same_second):
+    first, second = main_job.fresh_output_dir(None, str(tmp_path)), main_job.fresh_output_dir(None, str(tmp_path))
     assert first != second and os.path.dirname(first) == os.path.dirname(second)
 
 

@@ -2,7 +2,6 @@
 masks and captions, four (2-iteration) training runs and the results table, all in this process."""
 import json
 import os
-import sys
 
 import pytest
 import torch
@@ -45,7 +44,6 @@ def test_the_whole_experiment_on_a_tiny_benchmark(experiment, tiny_shapes, tmp_p
         experiment.execute_stage(experiment.parse_args(command[2:]))
 
     monkeypatch.setattr(experiment, "run_stage", run_in_this_process)
-    monkeypatch.setattr(sys, "path", list(sys.path))
     output = tmp_path / "experiment"
     options = [*map(str, TINY_OPTIONS), "SOLVER.MAX_ITER", "2", "SOLVER.STEPS", "(1,)", "SOLVER.WARMUP_ITERS", "0",
                "SOLVER.CHECKPOINT_PERIOD", "100", "TEST.EVAL_PERIOD", "0"]
