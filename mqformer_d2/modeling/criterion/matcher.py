@@ -28,7 +28,7 @@ class HungarianMatcher(nn.Module):
       uniformly random points, the same points for every prediction and target of the batch.
 
     Because the points are shared by the whole batch, matching a batch gives exactly the result of
-    matching each image alone under the same random state (tests/test_matcher.py).
+    matching each image alone under the same random state (tests/modeling/criterion/test_matcher.py).
 
     Outputs (``forward``'s first argument), B images, Q queries, T texts in the batch union:
         ``pred_logits`` (B, Q, T): query-vs-text logits;

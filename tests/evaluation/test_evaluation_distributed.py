@@ -12,7 +12,7 @@ TESTS = os.path.dirname(os.path.abspath(__file__))
 
 def _worker(result_file):
     sys.path.insert(0, TESTS)
-    import test_evaluation_fixtures as cases
+    import evaluation_cases as cases
     from mqformer_d2.evaluation import ForegroundEvaluator, ReferringEvaluator, annotation_mask
 
     referring = ReferringEvaluator("two_process_refs")

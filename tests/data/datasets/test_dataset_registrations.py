@@ -20,14 +20,13 @@ from mqformer_d2.data.datasets import (
     register_seginw,
     register_seginw_style_suite,
 )
-from test_dataset_registrations_fixtures import (  # noqa: F401 (fixture)
+from dataset_files import (
     box_mask,
     by_prompt,
     coco_ann,
     coco_image,
     decode,
     rect_polygon,
-    restore_default_registrations,
     write_image,
     write_json,
     write_png,

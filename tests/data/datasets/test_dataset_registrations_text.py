@@ -7,7 +7,7 @@ import pytest
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from mqformer_d2.data.datasets import register_objects365, register_refcoco, register_visual_genome
-from test_dataset_registrations_fixtures import (  # noqa: F401 (fixture)
+from dataset_files import (
     H,
     W,
     by_prompt,
@@ -15,7 +15,6 @@ from test_dataset_registrations_fixtures import (  # noqa: F401 (fixture)
     coco_image,
     decode,
     rect_polygon,
-    restore_default_registrations,
     write_image,
     write_json,
 )

@@ -6,7 +6,7 @@ from detectron2.config import get_cfg
 from mqformer_d2 import add_mqformer_config
 from mqformer_d2.data.datasets import register_dataset
 from mqformer_d2.evaluation import ReferringEvaluator, annotation_mask, build_evaluator
-from test_evaluation_fixtures import (
+from evaluation_cases import (
     REFERRING_H,
     REFERRING_LARGE,
     REFERRING_SMALL,

@@ -10,7 +10,7 @@ from panopticapi.utils import id2rgb
 
 from mqformer_d2.data.annotation_checks import check_annotations
 from mqformer_d2.data.datasets import clean_class_name, register_coco_unified
-from test_dataset_registrations_fixtures import (  # noqa: F401 (fixture)
+from dataset_files import (
     H,
     W,
     box_mask,
@@ -19,7 +19,6 @@ from test_dataset_registrations_fixtures import (  # noqa: F401 (fixture)
     coco_image,
     decode,
     rect_polygon,
-    restore_default_registrations,
     write_image,
     write_json,
     write_png,

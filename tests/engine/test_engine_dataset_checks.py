@@ -8,8 +8,7 @@ from detectron2.config import get_cfg
 from detectron2.structures import BoxMode
 from PIL import Image
 
-from dataset_fixtures import temporary_datasets
-from helpers import TINY_CONFIG, TINY_OPTIONS, load_train_net, train_net_args
+from helpers import TINY_CONFIG, TINY_OPTIONS, load_train_net, temporary_datasets, train_net_args
 from mqformer_d2.engine.dataset_checks import EVALUATOR_METADATA, check_dataset_names, check_datasets
 
 

@@ -18,7 +18,7 @@ from mqformer_d2.evaluation import (
     build_evaluator,
 )
 from mqformer_d2.evaluation.adapters import covers_every_class
-from test_evaluation_fixtures import (
+from evaluation_cases import (
     coco_results,
     instances,
     pycocotools_stats,

@@ -11,7 +11,7 @@ from mqformer_d2.data.shapes.benchmark import ShapesBenchmarkConfig
 from mqformer_d2.data.shapes.register import register_shapes_benchmark
 from mqformer_d2.evaluation import annotation_mask, build_evaluator, summarize_seginw_suites
 from mqformer_d2.evaluation.adapters import drop_thing_view
-from test_evaluation_fixtures import instances
+from evaluation_cases import instances
 
 SIZES = dict(train_images=1, val_images=3, detection_train_images=1, detection_val_images=1,
              foreground_train_images=1, foreground_val_images=2, seginw_train_images=1,

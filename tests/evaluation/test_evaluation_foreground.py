@@ -5,7 +5,7 @@ import torch
 
 from mqformer_d2.data.datasets import register_dataset
 from mqformer_d2.evaluation import ForegroundEvaluator, build_evaluator, f_measure_curve
-from test_evaluation_fixtures import (
+from evaluation_cases import (
     FOREGROUND_ANNOTATION,
     FOREGROUND_GT,
     FOREGROUND_MAP,

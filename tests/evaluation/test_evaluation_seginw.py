@@ -9,7 +9,7 @@ from detectron2.structures import Instances
 
 from mqformer_d2.data.datasets import register_seginw_style_suite
 from mqformer_d2.evaluation import SeginWEvaluator, build_evaluator, summarize_seginw, summarize_seginw_suites
-from test_evaluation_fixtures import (
+from evaluation_cases import (
     coco_results,
     instances,
     pycocotools_stats,

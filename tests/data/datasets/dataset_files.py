@@ -1,23 +1,14 @@
-"""Writers of tiny dataset fixtures in the official on-disk formats, and checks shared by the
-dataset-registration tests (test_dataset_registrations_*.py). Holds no tests itself."""
+"""Writers of tiny dataset files in the official on-disk formats, and checks shared by the
+dataset-registration tests (test_dataset_registrations_*.py; their fixture is in conftest.py).
+Holds no tests itself."""
 import json
 import os
 
 import numpy as np
 import pycocotools.mask as mask_util
-import pytest
 from PIL import Image
 
-from mqformer_d2.data.datasets import datasets_root, register_all
-
 H, W = 24, 32
-
-
-@pytest.fixture(scope="module", autouse=True)
-def restore_default_registrations():
-    """Tests re-root registrations at tmp folders; put the default root back afterwards."""
-    yield
-    register_all(datasets_root())
 
 
 def write_image(path, height=H, width=W):

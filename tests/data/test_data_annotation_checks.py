@@ -13,7 +13,7 @@ import pytest
 from detectron2.config import get_cfg
 from PIL import Image
 
-from dataset_fixtures import temporary_datasets
+from helpers import temporary_datasets
 
 from mqformer_d2.data import UnifiedDatasetMapper, build_unified_train_loader, load_tagged_dataset_dicts
 from mqformer_d2 import add_mqformer_config

@@ -23,7 +23,7 @@ def test_a_truncated_json_names_the_file(tmp_path):
 
 def test_a_category_id_not_in_the_category_list_names_dataset_file_and_annotation():
     # Kept by the loader as None with the json's id; the data checks refuse it with the switch on
-    # (and drop it with a warning line otherwise: tests/test_data_annotation_checks.py).
+    # (and drop it with a warning line otherwise: tests/data/test_data_annotation_checks.py).
     info = {"categories": [{"id": 1, "name": "cup"}], "images": [{"id": 7, "file_name": "a.jpg", "height": 4,
             "width": 4}], "annotations": [{"id": 99, "image_id": 7, "category_id": 42, "bbox": [0, 0, 2, 2]}]}
     records = coco_records(info, "images")

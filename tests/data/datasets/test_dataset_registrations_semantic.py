@@ -10,13 +10,12 @@ from PIL import Image
 
 from mqformer_d2.data import load_tagged_dataset_dicts
 from mqformer_d2.data.datasets import register_ade20k, register_bdd, register_pascal_context
-from test_dataset_registrations_fixtures import (  # noqa: F401 (fixture)
+from dataset_files import (
     H,
     W,
     box_mask,
     by_prompt,
     decode,
-    restore_default_registrations,
     write_image,
     write_json,
     write_png,
