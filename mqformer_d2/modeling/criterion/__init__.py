@@ -1,6 +1,7 @@
 """The training objective (paper eq. 1), apart from the model that it trains:
 
-* loss_targets.py: the mapper's `Instances` -> one target dict per image (the format below);
+* loss_targets.py: the mapper's `Instances` -> one target dict per image (its docstring gives the
+  format), checked and moved to the predictions' device once per batch;
 * loss_weights.py: `LossWeights`, the loss (and matching cost) weights and focal parameters;
 * matcher.py: `HungarianMatcher`, one-to-one assignment of all queries to the targets;
 * losses.py: the loss terms (focal class, L1 + GIoU box, BCE + dice mask) over matched pairs;
