@@ -1,17 +1,21 @@
 """Helpers shared by the test modules (the shared pytest fixtures are in conftest.py): the
 repository root, tiny configs, model inputs and a training step, criterion / denoising targets, a
 tiny copy of the synthetic benchmark, scripts (train_net.py, tools/*.py) loaded as modules, a
-deterministic digest evaluator, and the fixed one-image batch that the overfitting tests learn."""
+deterministic digest evaluator, the fixed one-image batch that the overfitting tests learn, and
+datasets registered for one test only."""
 import importlib.util
 import os
+import uuid
 from contextlib import contextmanager
 
 import torch
 from detectron2.config import CfgNode, get_cfg
+from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.structures import BitMasks, Instances
 
 from mqformer_d2 import add_mqformer_config
+from mqformer_d2.data.datasets import register_dataset
 from mqformer_d2.data.shapes import ShapesBenchmarkConfig, generate_shapes_benchmark, register_shapes_benchmark
 from mqformer_d2.engine import build_config
 
@@ -206,3 +210,23 @@ def fixed_batch(size=64):
 def mask_iou(a, b):
     """IoU of two bool masks (0 when both are empty)."""
     return (a & b).sum().item() / max((a | b).sum().item(), 1)
+
+
+@contextmanager
+def temporary_datasets(prefix: str):
+    """Yields register(loader, **metadata) -> a new name `<prefix>_<hex>` registered with
+    `register_dataset`; every name it gave is unregistered on exit."""
+    names = []
+
+    def register(loader, **metadata):
+        name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+        register_dataset(name, loader, **metadata)
+        names.append(name)
+        return name
+
+    try:
+        yield register
+    finally:
+        for name in names:
+            DatasetCatalog.remove(name)
+            MetadataCatalog.remove(name)

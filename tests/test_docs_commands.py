@@ -29,14 +29,14 @@ GPU, DATA, LONG = "needs GPUs", "needs real datasets / weights files", "takes te
 # reason it is skipped. A new command in the docs fails test_every_documented_command_is_listed.
 COMMANDS = {
     "make train": LONG + " (it is the main job)",
-    "make demo": "needs the main job's trained run (tests/test_demo_shapes.py runs its code on a random one)",
+    "make demo": "needs the main job's trained run (tests/engine/test_demo_shapes.py runs its code on a random one)",
     "make test": "is this test suite",
     "python3 -m venv .venv": "installs software (network)",
     ".venv/bin/pip install torch==2.14.1 torchvision==0.29.1": "installs software (network)",
     ".venv/bin/pip install --no-build-isolation 'git+https://github.com/facebookresearch/detectron2.git'":
         "installs software (network)",
     "make setup": "installs software (network)",
-    "make cuda": "compiles the CUDA op (tests/test_ms_deform_attn.py covers it)",
+    "make cuda": "compiles the CUDA op (tests/layers/test_ms_deform_attn.py covers it)",
     "make benchmark": LONG + " (benchmarks/)",
     "python train_net.py --config-file configs/coco/panoptic_swin_large.yaml --num-gpus 8 OUTPUT_DIR output/swin_l":
         GPU + "; " + DATA,
@@ -61,7 +61,7 @@ COMMANDS = {
     "--prompts \"kettle,mug,cutting board,wall,floor\" --stuff \"wall,floor\" --task all "
     "--opts MODEL.WEIGHTS output/swin_l/model_final.pth": DATA,
     "python tools/convert_weights.py --config-file configs/mqformer_R50.yaml maskdino_r50_panoptic.pth "
-    "weights/mqformer_r50_from_maskdino.pth": DATA + " (tests/test_weights_maskdino.py converts a fixture)",
+    "weights/mqformer_r50_from_maskdino.pth": DATA + " (tests/checkpoint/test_weights_maskdino.py converts a fixture)",
     "MODEL.MQFORMER.TEXT_ENCODER.PRETRAINED weights/clip/ViT-B-32/open_clip_pytorch_model.bin":
         "a config change, not a command",
     "python tools/synthesize_masks.py --config-file configs/mqformer_swin_large.yaml --dataset objects365_v2_train "
@@ -77,7 +77,7 @@ COMMANDS = {
     "[--output-dir DIR] [KEY VALUE ...]": "a synopsis with placeholders; " + LONG,
     ".venv/bin/python tools/thing_error_analysis.py --run-dir output/shapes/run_<time> --probe-dataset "
     "mqformer_shapes_train [--probe-images 400] [--max-images 200] [--no-baseline]":
-        "a synopsis with placeholders (tests/test_thing_error_analysis.py runs it)",
+        "a synopsis with placeholders (tests/analysis/test_thing_error_analysis.py runs it)",
 }
 
 

@@ -23,10 +23,9 @@ from detectron2.modeling import build_model
 from detectron2.utils.logger import setup_logger
 
 import mqformer_d2  # noqa: F401  (registers the model)
+from mqformer_d2.checkpoint import LoadReport, MQFormerCheckpointer
 from mqformer_d2.engine import build_config
-from mqformer_d2.modeling import MQFormerCheckpointer
-from mqformer_d2.modeling.checkpoint import check_weights_path
-from mqformer_d2.modeling.weights import LoadReport
+from mqformer_d2.checkpoint import check_weights_path
 from mqformer_d2.registration import add_register_module_argument, import_registration_modules
 
 

@@ -24,7 +24,7 @@ import sys
 import time
 from typing import Dict, List, Optional, Tuple
 
-from mqformer_d2.evaluation.seeds import seed_list, seed_spread, seeds_table
+from mqformer_d2.experiments.seeds import seed_list, seed_spread, seeds_table
 from mqformer_d2.registration import add_register_module_argument, import_registration_modules
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -107,7 +107,7 @@ def query_type_shares(output_dir: str, batch_size: int = 8) -> Dict[str, float]:
 def variant_row(results: Dict, shares: Dict[str, float]) -> Dict[str, float]:
     """The ablation's columns for one variant."""
     from mqformer_d2.data.shapes.vocabulary import STUFF_CLASSES
-    from mqformer_d2.evaluation.report import find_metric, stuff_miou
+    from mqformer_d2.experiments.results import find_metric, stuff_miou
 
     return {
         "thing AP": find_metric(results, "mqformer_shapes_val_instance", "segm", "AP"),
@@ -130,7 +130,7 @@ def main(argv=None) -> int:
         output_dir = claim_timestamped_dir(os.path.join(ROOT, "output", "query_ablation"), "run_")
     from detectron2.utils.logger import setup_logger
 
-    from mqformer_d2.evaluation.report import plot_training_curves, read_metrics
+    from mqformer_d2.experiments.results import plot_training_curves, read_metrics
 
     setup_logger(output_dir, name="query_ablation")
     rows, curves, everything = {v: [] for v in args.variants}, {}, {v: {} for v in args.variants}

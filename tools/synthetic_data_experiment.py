@@ -23,7 +23,7 @@ images enter (b)-(d) as instance data (thing masks, no stuff), drawn in proporti
 the panoptic images. Everything else (model, schedule, seed) is the config's, i.e. the main job's.
 
 Writes DIR/split.json, DIR/synthetic_masks.json, DIR/synthetic_captions.json, one training run per
-variant in DIR/<variant>/ (a `tools/train_shapes.py` run, in a process of its own), and the results:
+variant in DIR/<variant>/ (a main job run, `mqformer_d2.experiments.main_job`, in a process of its own), and the results:
 DIR/synthetic_data.md (table), DIR/synthetic_data.json and DIR/synthetic_data_curves.png.
 
 With `--seeds 42,43` the whole experiment runs once per training seed (SEED override; the teacher
@@ -42,11 +42,10 @@ import sys
 import time
 from typing import Dict, List, Tuple
 
-from mqformer_d2.evaluation.seeds import seed_list, seed_spread, seeds_table
+from mqformer_d2.experiments.seeds import seed_list, seed_spread, seeds_table
 from mqformer_d2.registration import add_register_module_argument, import_registration_modules
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOOLS = os.path.join(ROOT, "tools")
 DEFAULT_CONFIG = os.path.join(ROOT, "configs", "shapes", "mqformer_tiny_shapes.yaml")
 
 PANOPTIC = "mqformer_shapes_train"
@@ -169,15 +168,14 @@ def run_stage(experiment_dir: str, stage: str, args) -> None:
 
 
 def train_stage(experiment_dir: str, variant: str, args) -> None:
-    """Inside a stage process: train and evaluate `variant` with the main job's tool."""
-    sys.path.insert(0, TOOLS)
-    import train_shapes
+    """Inside a stage process: train and evaluate `variant` as the main job does."""
+    from mqformer_d2.experiments import main_job
 
     names, ratios = zip(*training_mixture(variant, args.hidden_fraction))
-    train_shapes.main(["--config-file", args.config_file, "--output-dir", os.path.join(experiment_dir, variant),
-                       "--train-minutes", "0",  # every variant: the same schedule
-                       *args.opts, "DATASETS.TRAIN", repr(tuple(names)),
-                       "DATASETS.TRAIN_SAMPLING_RATIOS", repr([round(r, 6) for r in ratios])])
+    main_job.main(["--config-file", args.config_file, "--output-dir", os.path.join(experiment_dir, variant),
+                   "--train-minutes", "0",  # every variant: the same schedule
+                   *args.opts, "DATASETS.TRAIN", repr(tuple(names)),
+                   "DATASETS.TRAIN_SAMPLING_RATIOS", repr([round(r, 6) for r in ratios])], root=ROOT)
 
 
 def synthesize_masks_stage(experiment_dir: str, args) -> None:
@@ -209,7 +207,7 @@ def execute_stage(args) -> None:
 # ---------------------------------------------------------------------------------------- results
 
 def variant_row(results: Dict) -> Dict[str, float]:
-    from mqformer_d2.evaluation.report import find_metric
+    from mqformer_d2.experiments.results import find_metric
 
     return {
         "instance mask AP": find_metric(results, "mqformer_shapes_val_instance", "segm", "AP"),
@@ -253,7 +251,7 @@ def prepare_output_dir(requested) -> str:
 def run_experiment(output_dir: str, args) -> None:
     """The whole experiment in `output_dir` (claimed) with the config overrides `args.opts`:
     split, captions, the four trainings, mask synthesis; writes the table, json and curves."""
-    from mqformer_d2.evaluation.report import plot_training_curves, read_metrics
+    from mqformer_d2.experiments.results import plot_training_curves, read_metrics
     from mqformer_d2.synthetic import synthesize_captions, synthetic_image_root, synthetic_mask_iou
 
     split = write_split(output_dir, args.hidden_fraction, args.split_seed)
@@ -287,7 +285,7 @@ def run_experiment(output_dir: str, args) -> None:
 def combine_seeds(output_dir: str, seeds: List[int]) -> None:
     """DIR/synthetic_data.{md,json} and DIR/synthetic_data_curves.png from the finished
     DIR/seed_<N>/ experiments: mean and per-seed value of every cell, and the spread."""
-    from mqformer_d2.evaluation.report import plot_training_curves, read_metrics
+    from mqformer_d2.experiments.results import plot_training_curves, read_metrics
 
     per_seed, curves = {}, {}
     for seed in seeds:

@@ -6,7 +6,7 @@ from typing import Dict, List, Tuple
 import torch
 from torch import Tensor
 
-from mqformer_d2.modeling.meta_arch.targets import batch_targets
+from mqformer_d2.modeling.criterion import batch_targets
 
 
 @torch.no_grad()

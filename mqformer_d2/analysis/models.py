@@ -8,8 +8,8 @@ from detectron2.modeling import build_model
 from detectron2.utils.env import seed_all_rng
 from torch import nn
 
+from mqformer_d2.checkpoint import MQFormerCheckpointer
 from mqformer_d2.engine import build_config
-from mqformer_d2.modeling import MQFormerCheckpointer
 
 logger = logging.getLogger(__name__)
 

@@ -46,21 +46,27 @@ def _check_polygons(polygons: list) -> None:
                              "[x0, y0, x1, y1, ...] of at least 3 points (6 numbers, an even count)")
 
 
-def decode_segmentation(segmentation, height: int, width: int) -> np.ndarray:
-    """A COCO segmentation -> (height, width) uint8 0/1 mask.
+def segmentation_to_rle(segmentation, height: int, width: int) -> dict:
+    """A COCO segmentation -> one RLE of the (height, width) image, as pycocotools' functions
+    (decode, area, iou) take it.
 
     Polygons (a list of [x0, y0, x1, y1, ...]) are merged into one mask. An RLE dict must have the
     image's ``size``; its ``counts`` may be a list (uncompressed) or a compressed str or bytes
     (pycocotools reads both)."""
     if isinstance(segmentation, list):
         _check_polygons(segmentation)
-        return mask_util.decode(mask_util.merge(mask_util.frPyObjects(segmentation, height, width)))
+        return mask_util.merge(mask_util.frPyObjects(segmentation, height, width))
     if isinstance(segmentation, dict):
         _check_rle(segmentation, height, width)
         if isinstance(segmentation.get("counts"), list):
-            segmentation = mask_util.frPyObjects(segmentation, height, width)
-        return mask_util.decode(segmentation)
+            return mask_util.frPyObjects(segmentation, height, width)
+        return segmentation
     raise TypeError(f"unsupported segmentation type {type(segmentation).__name__}")
+
+
+def decode_segmentation(segmentation, height: int, width: int) -> np.ndarray:
+    """A COCO segmentation (see `segmentation_to_rle`) -> (height, width) uint8 0/1 mask."""
+    return mask_util.decode(segmentation_to_rle(segmentation, height, width))
 
 
 def mask_to_box(mask: np.ndarray) -> Optional[np.ndarray]:

@@ -8,8 +8,7 @@ from detectron2.data import transforms as T
 from detectron2.engine import DefaultPredictor
 from detectron2.modeling import build_model
 
-from ..modeling import MQFormerCheckpointer
-from ..modeling.checkpoint import check_weights_path
+from ..checkpoint import MQFormerCheckpointer, check_weights_path
 
 from ..data.detectron2_datasets import adapt_detectron2_dataset
 from ..data.images import as_uint8_bgr, resized_shape

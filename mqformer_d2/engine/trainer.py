@@ -23,9 +23,9 @@ from detectron2.engine.train_loop import TrainerBase
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
+from ..checkpoint import MQFormerCheckpointer
 from ..data import UnifiedDatasetMapper, build_unified_train_loader, load_tagged_dataset_dicts
 from ..evaluation import build_evaluator, summarize_seginw_suites
-from ..modeling import MQFormerCheckpointer
 from .defaults import check_training_config, warn_about_from_scratch_recipe
 from .optimizer import build_lr_scheduler, build_optimizer
 from .resume import resume_checkpoint
@@ -56,8 +56,10 @@ class MQFormerTrainer(DefaultTrainer):
     """
 
     def __init__(self, cfg):
-        """Builds what DefaultTrainer builds, in its order; only the DDP device arguments, the AMP
-        precision and the checkpointer differ."""
+        """DefaultTrainer.__init__ step by step, in its order (tests/engine/test_trainer_init.py
+        compares the two), since its steps cannot be reached one by one. Differences: the config
+        checks, the DDP device arguments (a CPU model takes none: gloo), the AMP precision and the
+        checkpointer."""
         check_training_config(cfg)
         TrainerBase.__init__(self)
         if not logging.getLogger("detectron2").isEnabledFor(logging.INFO):
@@ -68,11 +70,8 @@ class MQFormerTrainer(DefaultTrainer):
         optimizer = self.build_optimizer(cfg, model)
         data_loader = self.build_train_loader(cfg)
         model = create_ddp_model(model, broadcast_buffers=False, **_ddp_device_kwargs(model))
-        if cfg.SOLVER.AMP.ENABLED:
-            self._trainer = AMPTrainer(model, data_loader, optimizer,
-                                       precision=_AMP_DTYPES[cfg.SOLVER.AMP.PRECISION])
-        else:
-            self._trainer = SimpleTrainer(model, data_loader, optimizer)
+        amp = {"precision": _AMP_DTYPES[cfg.SOLVER.AMP.PRECISION]} if cfg.SOLVER.AMP.ENABLED else {}
+        self._trainer = (AMPTrainer if amp else SimpleTrainer)(model, data_loader, optimizer, **amp)
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
         self.checkpointer = MQFormerCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
         self.start_iter = 0

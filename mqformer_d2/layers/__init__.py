@@ -1,6 +1,6 @@
 """Building blocks shared by the model's components (as detectron2.layers keeps get_norm, ShapeSpec):
 attention and feed-forward blocks, multi-scale deformable attention, the MLP, GroupNorm, sine
-position embeddings and box helpers."""
+position embeddings, box helpers and the token-centre grid of multi-scale maps."""
 from .attention import ResidualAttention
 from .box_utils import (
     cxcywh_to_xyxy,
@@ -21,6 +21,7 @@ from .ms_deform_attn import (
 )
 from .norm import group_norm
 from .sine_embeddings import box_position_embedding, feature_map_position_embedding
+from .token_grid import token_centers
 
 __all__ = [
     "ResidualAttention",
@@ -40,4 +41,5 @@ __all__ = [
     "inverse_sigmoid",
     "masks_to_normalized_boxes",
     "masks_to_pixel_boxes",
+    "token_centers",
 ]

@@ -31,11 +31,11 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 from tqdm import tqdm
 
+from ..checkpoint import MQFormerCheckpointer
 from ..data.augmentation import build_augmentations
 from ..data.images import read_image
 from ..data.masks import encode_mask
 from ..engine import build_config
-from ..modeling import MQFormerCheckpointer
 from ..modeling.box_prompting import predict_masks_for_boxes
 from . import outputs
 from .progress import open_part_file, parts_dir, prepare_parts, rank_batches, read_parts, write_result_lines

@@ -3,11 +3,12 @@ mean IoU of a synthetic file against real masks."""
 from typing import Dict, Sequence
 
 import numpy as np
+import pycocotools.mask as mask_util
 import torch
 from detectron2.data import DatasetCatalog
 from torchvision.ops import box_iou
 
-from ..data.masks import decode_segmentation, mask_to_box
+from ..data.masks import mask_to_box, segmentation_to_rle
 from .registration import load_synthetic_json
 
 
@@ -39,8 +40,7 @@ def synthetic_mask_iou(json_file: str, image_root: str, reference: str) -> Dict[
                 continue
             total += 1
             if "segmentation" in ann and "quality" in ann:
-                a = decode_segmentation(ann["segmentation"], *size).astype(bool)
-                b = decode_segmentation(true_ann["segmentation"], *size).astype(bool)
-                ious.append(float((a & b).sum() / max((a | b).sum(), 1)))
+                synthetic, true = (segmentation_to_rle(a["segmentation"], *size) for a in (ann, true_ann))
+                ious.append(float(mask_util.iou([synthetic], [true], [0])[0, 0]))  # 0 when both are empty
     return {"miou": float(np.mean(ious)) if ious else 0.0, "miou_all": float(np.sum(ious) / max(total, 1)),
             "kept": len(ious), "total": total}

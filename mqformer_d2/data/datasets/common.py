@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, List, Optional, Sequence
 
 import numpy as np
@@ -18,6 +17,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.catalog import Metadata
 from detectron2.structures import BoxMode
 from tqdm import tqdm
+from tqdm.contrib.concurrent import thread_map
 
 from ..masks import encode_mask, rle_xywh_box
 
@@ -119,14 +119,11 @@ def label_map_annotations(label_map: np.ndarray, ignore_label: int, has_box: boo
 
 
 def map_with_progress(func: Callable, items: Sequence, desc: str, workers: int = 0) -> list:
-    """``[func(x) for x in items]`` with a tqdm bar; threads when ``workers`` > 1 (image decoding
+    """``[func(x) for x in items]`` (in order) with a tqdm bar, on ``workers`` threads (image decoding
     and RLE encoding release the GIL). ``workers=0`` uses ``$MQFORMER_DATA_WORKERS`` (default 4)."""
     workers = workers or int(os.getenv("MQFORMER_DATA_WORKERS", "4"))
-    bar = dict(total=len(items), desc=desc, disable=len(items) < 100, leave=False)
-    if workers <= 1 or len(items) < 2:
-        return [func(x) for x in tqdm(items, **bar)]
-    with ThreadPoolExecutor(workers) as pool:
-        return list(tqdm(pool.map(func, items), **bar))
+    return thread_map(func, items, max_workers=max(workers, 1), tqdm_class=tqdm, desc=desc,
+                      disable=len(items) < 100, leave=False)
 
 
 def register_dataset(

@@ -14,7 +14,7 @@ from typing import Dict
 import torch
 from torch import Tensor, nn
 
-from mqformer_d2.layers import inverse_sigmoid, mask_boxes_in_image
+from mqformer_d2.layers import inverse_sigmoid, mask_boxes_in_image, token_centers
 
 from ..pixel_decoder import PixelDecoderOutput
 from ..text_batch import TextBatch
@@ -55,18 +55,10 @@ def token_anchors(spatial_shapes: Tensor, valid_ratios: Tensor, padding_mask: Te
         anchors: (B, S, 4) unsigmoided (cx, cy, w, h) relative to the unpadded image;
         usable: (B, S) bool, False for padded tokens and anchors too close to the border.
     """
-    anchors = []
-    for level, (height, width) in enumerate(spatial_shapes.tolist()):
-        ys, xs = torch.meshgrid(
-            torch.arange(height, dtype=valid_ratios.dtype, device=valid_ratios.device) + 0.5,
-            torch.arange(width, dtype=valid_ratios.dtype, device=valid_ratios.device) + 0.5,
-            indexing="ij",
-        )
-        cx = xs.reshape(1, -1) / (valid_ratios[:, None, level, 0] * width)
-        cy = ys.reshape(1, -1) / (valid_ratios[:, None, level, 1] * height)
-        side = torch.full_like(cx, _ANCHOR_BASE_SIZE * 2.0**level)
-        anchors.append(torch.stack([cx, cy, side, side], -1))
-    anchors = torch.cat(anchors, 1)
+    centers = token_centers(spatial_shapes, valid_ratios)  # (B, S, 2)
+    side = torch.cat([centers.new_full((centers.shape[0], height * width, 1), _ANCHOR_BASE_SIZE * 2.0**level)
+                      for level, (height, width) in enumerate(spatial_shapes.tolist())], 1)
+    anchors = torch.cat([centers, side, side], -1)
     usable = ((anchors > _ANCHOR_MARGIN) & (anchors < 1 - _ANCHOR_MARGIN)).all(-1) & ~padding_mask
     return inverse_sigmoid(anchors), usable
 

@@ -1,4 +1,4 @@
 """The MQ-Former meta-architecture (registered in detectron2's META_ARCH_REGISTRY)."""
-from .mqformer import TASK_OUTPUTS, MQFormer, build_criterion
+from .mqformer import TASK_OUTPUTS, MQFormer
 
-__all__ = ["MQFormer", "TASK_OUTPUTS", "build_criterion"]
+__all__ = ["MQFormer", "TASK_OUTPUTS"]

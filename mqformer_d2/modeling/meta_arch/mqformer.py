@@ -8,18 +8,16 @@ from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
 from detectron2.structures import ImageList
 from torch import Tensor, nn
 
-from ..criterion import SetCriterion
+from ..criterion import batch_targets, build_criterion
 from ..decoder import build_decoder
 from ..decoder.region_classifier import RegionClassifier, build_region_classifier
 from ..denoising import DenoisingQueries, build_denoising_queries
-from ..matcher import HungarianMatcher
 from ..pixel_decoder import PixelDecoderOutput, build_pixel_decoder
 from ..text_batch import TextBatch
 from ..text_encoder import build_text_encoder
 from . import postprocessing as post
-from .targets import batch_targets
 from .training_diagnostics import log_training_diagnostics
-from .vocabulary import check_vocabulary, stuff_prompts, union_vocabulary
+from .vocabulary import check_vocabulary, stuff_prompts
 
 TASK_OUTPUTS = {
     "instance": ("instances",),
@@ -163,12 +161,11 @@ class MQFormer(nn.Module):
         denoising = self._denoising_queries(targets, encoded.text)
         # mixed-query decoder -> heads (every layer) -> losses
         outputs = self.decoder(encoded.pixel, encoded.text, denoising)
-        if denoising is not None:
-            outputs["dn_meta"] = denoising.meta
         heads = getattr(self.decoder, "heads", None)
         log_training_diagnostics(outputs, targets, encoded.text, heads.class_calibration() if heads else None,
                                  encoded.pixel.mask_valid_ratio)
-        losses = self.criterion(outputs, targets, encoded.text)
+        dn_meta = None if denoising is None else denoising.meta
+        losses = self.criterion(outputs, targets, encoded.text, dn_meta)
         if self.region_classifier is not None:
             losses.update(self.region_classifier.loss(encoded.pixel.mask_features, encoded.pixel.mask_valid_ratio,
                                                       targets, encoded.text))
@@ -202,10 +199,10 @@ class MQFormer(nn.Module):
         images, padding_mask = self.preprocess_image(batched_inputs)
         if vocabularies is None:
             vocabularies = [self._vocabulary(x, index) for index, x in enumerate(batched_inputs)]
-        texts, text_valid, local_to_union = union_vocabulary(vocabularies, device=self.device)
         if use_templates is None:
             use_templates = not self.training and all(self._task(x) != "referring" for x in batched_inputs)
-        text = TextBatch(texts, self.text_encoder(texts, use_templates=use_templates), text_valid, local_to_union)
+        text = TextBatch.from_vocabularies(
+            vocabularies, lambda texts: self.text_encoder(texts, use_templates=use_templates), self.device)
         pixel = self.pixel_decoder(self.backbone(images.tensor), padding_mask)
         return EncodedBatch(images, pixel, text)
 
@@ -321,19 +318,3 @@ class MQFormer(nn.Module):
             result["referring"] = post.referring_inference(logits, masks, vocabulary, resize)
         return result
 
-
-def build_criterion(cfg) -> SetCriterion:
-    """The Hungarian matcher + set criterion; LOSS weights double as matching cost weights."""
-    loss = cfg.MODEL.MQFORMER.LOSS
-    matcher = HungarianMatcher(
-        cost_class=loss.CLASS_WEIGHT, cost_bbox=loss.BOX_L1_WEIGHT, cost_giou=loss.GIOU_WEIGHT,
-        cost_mask=loss.MASK_WEIGHT, cost_dice=loss.DICE_WEIGHT, num_points=loss.NUM_POINTS,
-        focal_alpha=loss.FOCAL_ALPHA, focal_gamma=loss.FOCAL_GAMMA,
-    )
-    return SetCriterion(
-        matcher=matcher, class_weight=loss.CLASS_WEIGHT, bbox_weight=loss.BOX_L1_WEIGHT,
-        giou_weight=loss.GIOU_WEIGHT, mask_weight=loss.MASK_WEIGHT, dice_weight=loss.DICE_WEIGHT,
-        focal_alpha=loss.FOCAL_ALPHA, focal_gamma=loss.FOCAL_GAMMA, num_points=loss.NUM_POINTS,
-        oversample_ratio=loss.OVERSAMPLE_RATIO, importance_sample_ratio=loss.IMPORTANCE_SAMPLE_RATIO,
-        denoising=cfg.MODEL.MQFORMER.DENOISING.ENABLED,
-    )

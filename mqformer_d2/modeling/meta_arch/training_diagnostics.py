@@ -1,7 +1,7 @@
 """Scalars logged at every training step that show how the model learns to find and name things:
 where the conditional queries are selected, how good the best proposal of each thing is, and the
 state of the text classifier. They go to detectron2's EventStorage (so to metrics.json, as 20-step
-medians) under "diag/"; `mqformer_d2.evaluation.report.plot_training_curves` draws them. Computing
+medians) under "diag/"; `mqformer_d2.experiments.results.plot_training_curves` draws them. Computing
 them draws no random numbers, so a run with them trains exactly as one without.
 """
 from typing import Dict, Optional, Sequence

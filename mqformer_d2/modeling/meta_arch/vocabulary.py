@@ -1,33 +1,6 @@
-"""The batch's text vocabulary: per-image text lists -> one union list the model embeds once."""
-from typing import List, Sequence, Set, Tuple
-
-import torch
-from torch import Tensor
-
-
-def union_vocabulary(vocabularies: Sequence[Sequence[str]], device=None) -> Tuple[List[str], Tensor, List[Tensor]]:
-    """Merge per-image vocabularies, keeping first-seen order.
-
-    Args:
-        vocabularies: B lists of texts (an image's positives and negatives).
-
-    Returns:
-        texts: the T distinct texts.
-        text_valid: (B, T) bool, text t belongs to image b's vocabulary.
-        local_to_union: B int64 tensors (T_b,), union index of each of the image's texts.
-    """
-    position = {}
-    for vocabulary in vocabularies:
-        for text in vocabulary:
-            position.setdefault(text, len(position))
-    texts = list(position)
-    text_valid = torch.zeros(len(vocabularies), len(texts), dtype=torch.bool, device=device)
-    local_to_union = []
-    for index, vocabulary in enumerate(vocabularies):
-        ids = torch.tensor([position[t] for t in vocabulary], dtype=torch.int64, device=device)
-        text_valid[index, ids] = True
-        local_to_union.append(ids)
-    return texts, text_valid, local_to_union
+"""Where an input's vocabulary comes from: checking a given one, and the stuff texts of a dataset's
+metadata. (The batch's union of vocabularies is `text_batch.TextBatch.from_vocabularies`.)"""
+from typing import List, Set
 
 
 def check_vocabulary(vocabulary, where: str) -> List[str]:

@@ -1,10 +1,7 @@
 """The deformable transformer encoder (Deformable DETR): multi-scale self-attention by sampling."""
-from typing import List
-
-import torch
 from torch import Tensor, nn
 
-from mqformer_d2.layers import MSDeformAttn, ResidualFeedForward
+from mqformer_d2.layers import MSDeformAttn, ResidualFeedForward, token_centers
 
 
 class DeformableEncoderLayer(nn.Module):
@@ -46,18 +43,7 @@ class DeformableEncoder(nn.Module):
         Returns:
             (B, S, L, 2) normalised (x, y) in padded-map coordinates.
         """
-        points: List[Tensor] = []
-        for level, (height, width) in enumerate(spatial_shapes.tolist()):
-            ys, xs = torch.meshgrid(
-                torch.arange(height, dtype=valid_ratios.dtype, device=valid_ratios.device) + 0.5,
-                torch.arange(width, dtype=valid_ratios.dtype, device=valid_ratios.device) + 0.5,
-                indexing="ij",
-            )
-            # Normalise by the valid extent of this level, so (1, 1) is the valid region's corner.
-            x = xs.reshape(1, -1) / (valid_ratios[:, None, level, 0] * width)
-            y = ys.reshape(1, -1) / (valid_ratios[:, None, level, 1] * height)
-            points.append(torch.stack([x, y], -1))
-        points = torch.cat(points, 1)  # (B, S, 2), relative to the valid region
+        points = token_centers(spatial_shapes, valid_ratios)  # (B, S, 2), relative to the valid region
         # Back to padded coordinates of each level (whose valid fraction differs by rounding).
         return points[:, :, None] * valid_ratios[:, None]
 

@@ -4,7 +4,7 @@ open_clip's released weights (`open_clip_pytorch_model.bin`, `open_clip_model.sa
 `torch.save(model.state_dict())` of any open_clip CLIP) hold the image tower too; only the text
 tower's tensors are taken (`token_embedding`, `positional_embedding`, `transformer.*`, `ln_final`,
 `text_projection`, and `logit_scale` when present). The file is read like every weights file
-(`modeling.weights.read_weights_file`: nothing is unpickled beyond tensors). Every text-tower
+(`checkpoint.read_weights_file`: nothing is unpickled beyond tensors). Every text-tower
 tensor of the model must be in the file with its shape: anything else is an error naming the file,
 so a ViT-L/14 file never half-loads into a ViT-B/32 tower.
 """
@@ -12,7 +12,7 @@ import logging
 
 from torch import nn
 
-from ..weights.files import WeightsFileError, read_weights_file
+from ...checkpoint.files import WeightsFileError, read_weights_file
 
 logger = logging.getLogger(__name__)
 
