@@ -18,6 +18,7 @@ from mqformer_d2 import add_mqformer_config
 from mqformer_d2.data.datasets import register_dataset
 from mqformer_d2.data.shapes import ShapesBenchmarkConfig, generate_shapes_benchmark, register_shapes_benchmark
 from mqformer_d2.engine import build_config
+from mqformer_d2.evaluation.adapters import drop_thing_view
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_CONFIG = os.path.join(ROOT, "configs", "mqformer_tiny_cpu.yaml")
@@ -230,3 +231,17 @@ def temporary_datasets(prefix: str):
         for name in names:
             DatasetCatalog.remove(name)
             MetadataCatalog.remove(name)
+
+
+@contextmanager
+def registered(names):
+    """Remove datasets ``names`` (and their evaluation views) from the catalogs afterwards."""
+    try:
+        yield names
+    finally:
+        for name in names:
+            if name in DatasetCatalog.list():
+                DatasetCatalog.remove(name)
+            if name in MetadataCatalog.list():
+                MetadataCatalog.remove(name)
+            drop_thing_view(name)

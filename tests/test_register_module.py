@@ -103,12 +103,20 @@ def test_a_new_process_imports_the_modules_of_the_environment(my_parts):
     ("tools/synthesize_masks.py", "argument_parser"),
     ("tools/synthetic_data_experiment.py", "parse_args"),
     ("tools/thing_error_analysis.py", "parse_args"),
-    ("tools/train_shapes.py", "parse_args"),
 ])
 def test_every_entry_point_offers_the_option(script, parser, capsys):
     function = getattr(load_script(script), parser)
     with pytest.raises(SystemExit):
         (function().parse_args if parser == "argument_parser" else function)(["--help"])
+    assert "--register-module MODULE" in capsys.readouterr().out
+
+
+def test_main_job_offers_the_option(capsys):
+    """tools/train_shapes.py hands its arguments to the experiments package's main job."""
+    from mqformer_d2.experiments import main_job
+
+    with pytest.raises(SystemExit):
+        main_job.parse_args(["--help"])
     assert "--register-module MODULE" in capsys.readouterr().out
 
 

@@ -9,32 +9,17 @@ import uuid
 import numpy as np
 import pycocotools.mask as mask_util
 import torch
-from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import Boxes, BoxMode, Instances
 from PIL import Image
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from mqformer_d2.evaluation.adapters import drop_thing_view
+from helpers import registered  # noqa: F401  (re-exported for the evaluator tests)
 
 
 def unique_name(prefix: str) -> str:
     """A dataset name no other test uses."""
     return f"{prefix}_{uuid.uuid4().hex[:8]}"
-
-
-@contextlib.contextmanager
-def registered(names):
-    """Remove datasets ``names`` (and their evaluation views) from the catalogs afterwards."""
-    try:
-        yield names
-    finally:
-        for name in names:
-            if name in DatasetCatalog.list():
-                DatasetCatalog.remove(name)
-            if name in MetadataCatalog.list():
-                MetadataCatalog.remove(name)
-            drop_thing_view(name)
 
 
 def write_json(path, obj):

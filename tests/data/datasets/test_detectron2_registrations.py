@@ -14,7 +14,7 @@ from detectron2.data.datasets.builtin_meta import ADE20K_SEM_SEG_CATEGORIES, _ge
 
 from detectron2_format_fixtures import write_ade20k_semantic, write_coco_instances, write_coco_panoptic
 from helpers import TINY_CONFIG, TINY_OPTIONS, load_train_net, train_net_args
-from test_evaluation_fixtures import registered
+from helpers import registered
 from mqformer_d2.data.detectron2_datasets import adapt_detectron2_dataset, task_of_records
 
 torch.set_num_threads(2)
