@@ -21,7 +21,7 @@ from .ms_deform_attn import (
 )
 from .norm import group_norm
 from .sine_embeddings import box_position_embedding, feature_map_position_embedding
-from .token_grid import token_centers
+from .token_grid import SpatialShapes, level_shapes, shapes_tensor, token_centers
 
 __all__ = [
     "ResidualAttention",
@@ -42,4 +42,7 @@ __all__ = [
     "masks_to_normalized_boxes",
     "masks_to_pixel_boxes",
     "token_centers",
+    "level_shapes",
+    "SpatialShapes",
+    "shapes_tensor",
 ]

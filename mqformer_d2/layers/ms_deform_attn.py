@@ -20,6 +20,8 @@ from detectron2.utils.logger import log_first_n
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from .token_grid import SpatialShapes, level_shapes, shapes_tensor
+
 logger = logging.getLogger(__name__)
 
 try:
@@ -41,7 +43,7 @@ def extension_available() -> bool:
 
 def ms_deform_attn_pytorch(
     value: torch.Tensor,
-    spatial_shapes: torch.Tensor,
+    spatial_shapes: SpatialShapes,
     level_start_index: torch.Tensor,
     sampling_locations: torch.Tensor,
     attention_weights: torch.Tensor,
@@ -51,7 +53,7 @@ def ms_deform_attn_pytorch(
 
     Args:
         value: (N, S, M, D) flattened features of all levels, S = sum(H_l * W_l).
-        spatial_shapes: (L, 2) int64, (H_l, W_l) of each level.
+        spatial_shapes: (H_l, W_l) of each level: (L, 2) int64 or L pairs (`SpatialShapes`).
         level_start_index: (L,) int64, offset of each level in S (unused here: implied by shapes).
         sampling_locations: (N, Lq, M, L, P, 2) normalised (x, y); (0, 0) is the top-left corner
             of the top-left pixel and (1, 1) the bottom-right corner of the bottom-right one.
@@ -64,14 +66,15 @@ def ms_deform_attn_pytorch(
     del level_start_index, im2col_step
     n, _, heads, dim = value.shape
     _, num_queries, _, levels, points, _ = sampling_locations.shape
-    sizes = [int(h) * int(w) for h, w in spatial_shapes.tolist()]
+    shapes = level_shapes(spatial_shapes)
+    sizes = [h * w for h, w in shapes]
     value_per_level = value.split(sizes, dim=1)
     # grid_sample wants grid coordinates in [-1, 1], in the dtype of the values (they can differ
     # under autocast, where value comes from a half-precision projection).
     grids = (2 * sampling_locations - 1).to(value.dtype)
     attention_weights = attention_weights.to(value.dtype)
     sampled = []
-    for level, (h, w) in enumerate(spatial_shapes.tolist()):
+    for level, (h, w) in enumerate(shapes):
         # (N, H*W, M, D) -> (N*M, D, H, W)
         level_value = value_per_level[level].permute(0, 2, 3, 1).reshape(n * heads, dim, h, w)
         # (N, Lq, M, P, 2) -> (N*M, Lq, P, 2)
@@ -159,7 +162,7 @@ def ms_deform_attn_compiled(
 
 def multi_scale_deformable_attention(
     value: torch.Tensor,
-    spatial_shapes: torch.Tensor,
+    spatial_shapes: SpatialShapes,
     level_start_index: torch.Tensor,
     sampling_locations: torch.Tensor,
     attention_weights: torch.Tensor,
@@ -175,6 +178,8 @@ def multi_scale_deformable_attention(
         return ms_deform_attn_pytorch(
             value, spatial_shapes, level_start_index, sampling_locations, attention_weights
         )
+    if not isinstance(spatial_shapes, torch.Tensor):
+        spatial_shapes = shapes_tensor(spatial_shapes, value.device)
     return ms_deform_attn_compiled(
         value, spatial_shapes, level_start_index, sampling_locations, attention_weights, im2col_step
     )
@@ -228,7 +233,7 @@ class MSDeformAttn(nn.Module):
         query: torch.Tensor,
         reference_points: torch.Tensor,
         input_flatten: torch.Tensor,
-        input_spatial_shapes: torch.Tensor,
+        input_spatial_shapes: SpatialShapes,
         input_level_start_index: torch.Tensor,
         input_padding_mask: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
@@ -238,7 +243,7 @@ class MSDeformAttn(nn.Module):
             reference_points: (N, Lq, L, 2) normalised (x, y) points, or (N, Lq, L, 4) normalised
                 (cx, cy, w, h) boxes; with boxes, offsets are scaled by half the box size.
             input_flatten: (N, S, C) features of all levels, flattened and concatenated.
-            input_spatial_shapes: (L, 2) int64 (H_l, W_l).
+            input_spatial_shapes: (H_l, W_l) of each level: (L, 2) int64 or L pairs.
             input_level_start_index: (L,) int64.
             input_padding_mask: (N, S) bool, True at padded positions (their values are zeroed).
 
@@ -247,11 +252,12 @@ class MSDeformAttn(nn.Module):
         """
         n, num_queries, _ = query.shape
         _, num_values, _ = input_flatten.shape
-        expected = int((input_spatial_shapes[:, 0] * input_spatial_shapes[:, 1]).sum())
+        shapes = level_shapes(input_spatial_shapes)
+        expected = sum(height * width for height, width in shapes)
         if expected != num_values:
             raise ValueError(
                 f"MSDeformAttn: input_flatten has {num_values} positions but input_spatial_shapes "
-                f"{input_spatial_shapes.tolist()} sum to {expected}"
+                f"{shapes} sum to {expected}"
             )
         value = self.value_proj(input_flatten)
         if input_padding_mask is not None:
@@ -264,19 +270,19 @@ class MSDeformAttn(nn.Module):
             n, num_queries, self.n_heads, self.n_levels * self.n_points
         )
         weights = weights.softmax(-1).view(n, num_queries, self.n_heads, self.n_levels, self.n_points)
-        locations = self._sampling_locations(reference_points, offsets, input_spatial_shapes)
+        locations = self._sampling_locations(reference_points, offsets, shapes)
         output = multi_scale_deformable_attention(
             value, input_spatial_shapes, input_level_start_index, locations, weights, self.im2col_step
         )
         return self.output_proj(output)
 
     def _sampling_locations(self, reference_points, offsets, spatial_shapes):
-        """(N, Lq, L, 2 or 4) references + (N, Lq, M, L, P, 2) offsets -> (N, Lq, M, L, P, 2)."""
+        """(N, Lq, L, 2 or 4) references + (N, Lq, M, L, P, 2) offsets -> (N, Lq, M, L, P, 2);
+        spatial_shapes: L pairs (H_l, W_l)."""
         if reference_points.shape[-1] == 2:
             # Offsets are in pixels of each level: divide by (W, H).
-            normalizer = torch.stack([spatial_shapes[..., 1], spatial_shapes[..., 0]], -1)
-            return (reference_points[:, :, None, :, None, :]
-                    + offsets / normalizer[None, None, None, :, None, :].to(offsets.dtype))
+            normalizer = shapes_tensor(spatial_shapes, offsets.device).flip(-1).to(offsets.dtype)
+            return reference_points[:, :, None, :, None, :] + offsets / normalizer[None, None, None, :, None, :]
         if reference_points.shape[-1] == 4:
             centers = reference_points[:, :, None, :, None, :2]
             half_sizes = reference_points[:, :, None, :, None, 2:] * 0.5

@@ -54,7 +54,7 @@ def _pixel_output(batch=2, size=16):
     tokens = 64
     return PixelDecoderOutput(
         memory=torch.randn(batch, tokens, DIM), spatial_shapes=torch.tensor([[8, 8]]),
-        level_start_index=torch.tensor([0]), padding_mask=torch.zeros(batch, tokens, dtype=torch.bool),
+        level_start_index=torch.tensor([0]), level_shapes=[(8, 8)], padding_mask=torch.zeros(batch, tokens, dtype=torch.bool),
         valid_ratios=torch.ones(batch, 1, 2), mask_features=torch.randn(batch, DIM, size, size, requires_grad=True),
         mask_valid_ratio=torch.ones(batch, 2),
     )

@@ -170,7 +170,7 @@ class MixedQueryDecoder(nn.Module):
             boxes = anchors.sigmoid()
             query_pos = self.anchor_to_position(box_position_embedding(boxes, self.hidden_dim // 2))
             queries = layer(
-                queries, query_pos, boxes[:, :, None] * level_scale, pixel.memory, pixel.spatial_shapes,
+                queries, query_pos, boxes[:, :, None] * level_scale, pixel.memory, pixel.level_shapes,
                 pixel.level_start_index, pixel.padding_mask, self_attn_mask=attn_mask, num_prefix=num_prefix,
                 boxes=boxes, mask_features=pixel.mask_features, mask_valid_ratio=pixel.mask_valid_ratio,
             )

@@ -5,7 +5,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from mqformer_d2.layers import MSDeformAttn, ResidualAttention, ResidualFeedForward
+from mqformer_d2.layers import MSDeformAttn, ResidualAttention, ResidualFeedForward, SpatialShapes
 
 from .box_readout import BoxReadout
 
@@ -57,7 +57,7 @@ class MixedQueryDecoderLayer(nn.Module):
         return torch.cat([prefix, new_learnable, new_conditional], 1)
 
     def forward(self, queries: Tensor, query_pos: Tensor, reference_boxes: Tensor, memory: Tensor,
-                spatial_shapes: Tensor, level_start_index: Tensor, memory_padding_mask: Tensor,
+                spatial_shapes: SpatialShapes, level_start_index: Tensor, memory_padding_mask: Tensor,
                 self_attn_mask: Optional[Tensor] = None, num_prefix: int = 0,
                 boxes: Optional[Tensor] = None, mask_features: Optional[Tensor] = None,
                 mask_valid_ratio: Optional[Tensor] = None) -> Tensor:

@@ -14,7 +14,7 @@ from typing import Dict
 import torch
 from torch import Tensor, nn
 
-from mqformer_d2.layers import inverse_sigmoid, mask_boxes_in_image, token_centers
+from mqformer_d2.layers import SpatialShapes, inverse_sigmoid, level_shapes, mask_boxes_in_image, token_centers
 
 from ..pixel_decoder import PixelDecoderOutput
 from ..text_batch import TextBatch
@@ -45,11 +45,11 @@ class ConditionalQueries:
     token_centers: Tensor
 
 
-def token_anchors(spatial_shapes: Tensor, valid_ratios: Tensor, padding_mask: Tensor):
+def token_anchors(spatial_shapes: SpatialShapes, valid_ratios: Tensor, padding_mask: Tensor):
     """One anchor box per encoder token.
 
     Args:
-        spatial_shapes: (L, 2) int64; valid_ratios: (B, L, 2) (w, h); padding_mask: (B, S) bool.
+        spatial_shapes: (H_l, W_l) of each level (`SpatialShapes`); valid_ratios: (B, L, 2) (w, h); padding_mask: (B, S) bool.
 
     Returns:
         anchors: (B, S, 4) unsigmoided (cx, cy, w, h) relative to the unpadded image;
@@ -57,7 +57,7 @@ def token_anchors(spatial_shapes: Tensor, valid_ratios: Tensor, padding_mask: Te
     """
     centers = token_centers(spatial_shapes, valid_ratios)  # (B, S, 2)
     side = torch.cat([centers.new_full((centers.shape[0], height * width, 1), _ANCHOR_BASE_SIZE * 2.0**level)
-                      for level, (height, width) in enumerate(spatial_shapes.tolist())], 1)
+                      for level, (height, width) in enumerate(level_shapes(spatial_shapes))], 1)
     anchors = torch.cat([centers, side, side], -1)
     usable = ((anchors > _ANCHOR_MARGIN) & (anchors < 1 - _ANCHOR_MARGIN)).all(-1) & ~padding_mask
     return inverse_sigmoid(anchors), usable
@@ -87,7 +87,7 @@ class ConditionalQuerySelector(nn.Module):
     def forward(self, pixel: PixelDecoderOutput, heads: PredictionHeads, text: TextBatch) -> ConditionalQueries:
         """The K selected proposals, scored against text.embeddings (T, C) of each image's own texts
         (text.valid (B, T) bool)."""
-        anchors, usable = token_anchors(pixel.spatial_shapes, pixel.valid_ratios, pixel.padding_mask)
+        anchors, usable = token_anchors(pixel.level_shapes, pixel.valid_ratios, pixel.padding_mask)
         tokens = self.token_norm(self.token_projection(pixel.memory.masked_fill(~usable[..., None], 0.0)))
         # (B, S): a token's score is its best logit over the image's own texts.
         logits, deltas = heads.classify_and_box(tokens, text.embeddings)

@@ -1,7 +1,7 @@
 """The deformable transformer encoder (Deformable DETR): multi-scale self-attention by sampling."""
 from torch import Tensor, nn
 
-from mqformer_d2.layers import MSDeformAttn, ResidualFeedForward, token_centers
+from mqformer_d2.layers import MSDeformAttn, ResidualFeedForward, SpatialShapes, token_centers
 
 
 class DeformableEncoderLayer(nn.Module):
@@ -15,7 +15,7 @@ class DeformableEncoderLayer(nn.Module):
         self.norm1 = nn.LayerNorm(dim)
         self.ffn = ResidualFeedForward(dim, dim_feedforward, dropout)
 
-    def forward(self, tokens: Tensor, pos: Tensor, reference_points: Tensor, spatial_shapes: Tensor,
+    def forward(self, tokens: Tensor, pos: Tensor, reference_points: Tensor, spatial_shapes: SpatialShapes,
                 level_start_index: Tensor, padding_mask: Tensor) -> Tensor:
         """tokens, pos: (B, S, C); reference_points: (B, S, L, 2); padding_mask: (B, S) -> (B, S, C)."""
         attended = self.self_attn(
@@ -33,11 +33,11 @@ class DeformableEncoder(nn.Module):
         self.layers = nn.ModuleList(DeformableEncoderLayer(**layer_kwargs) for _ in range(num_layers))
 
     @staticmethod
-    def reference_points(spatial_shapes: Tensor, valid_ratios: Tensor) -> Tensor:
+    def reference_points(spatial_shapes: SpatialShapes, valid_ratios: Tensor) -> Tensor:
         """Centre of every token, seen from every level.
 
         Args:
-            spatial_shapes: (L, 2) int64 (H_l, W_l).
+            spatial_shapes: (H_l, W_l) of each level (`SpatialShapes`).
             valid_ratios: (B, L, 2) (w, h) fraction of each level that is not padding.
 
         Returns:
@@ -47,7 +47,7 @@ class DeformableEncoder(nn.Module):
         # Back to padded coordinates of each level (whose valid fraction differs by rounding).
         return points[:, :, None] * valid_ratios[:, None]
 
-    def forward(self, tokens: Tensor, pos: Tensor, spatial_shapes: Tensor, level_start_index: Tensor,
+    def forward(self, tokens: Tensor, pos: Tensor, spatial_shapes: SpatialShapes, level_start_index: Tensor,
                 valid_ratios: Tensor, padding_mask: Tensor) -> Tensor:
         """tokens, pos: (B, S, C); padding_mask: (B, S) bool -> (B, S, C)."""
         reference_points = self.reference_points(spatial_shapes, valid_ratios)

@@ -1,6 +1,6 @@
 """Mask DINO's pixel decoder: a deformable encoder over strides 8..64 and a stride-4 mask map."""
 from dataclasses import dataclass
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -8,7 +8,7 @@ from detectron2.config import configurable
 from detectron2.layers import ShapeSpec
 from torch import Tensor, nn
 
-from mqformer_d2.layers import feature_map_position_embedding, group_norm
+from mqformer_d2.layers import feature_map_position_embedding, group_norm, shapes_tensor
 
 from .build import PIXEL_DECODER_REGISTRY
 from .deformable_encoder import DeformableEncoder
@@ -20,6 +20,8 @@ class PixelDecoderOutput:
 
     memory: (B, S, C) encoder tokens of all levels, finest (stride 8) first.
     spatial_shapes: (L, 2) int64 (H_l, W_l). level_start_index: (L,) int64 offset of each level.
+    level_shapes: the same (H_l, W_l) as L pairs of sizes, which the model's own layers read (they
+    stay symbolic under torch.export, where a tensor's values cannot become sizes).
     padding_mask: (B, S) bool, True at padded tokens.
     valid_ratios: (B, L, 2) (w, h) unpadded fraction of each level.
     mask_features: (B, C, H/4, W/4) per-pixel embeddings that query embeddings dot with.
@@ -29,6 +31,7 @@ class PixelDecoderOutput:
     memory: Tensor
     spatial_shapes: Tensor
     level_start_index: Tensor
+    level_shapes: List[Tuple[int, int]]
     padding_mask: Tensor
     valid_ratios: Tensor
     mask_features: Tensor
@@ -139,16 +142,16 @@ class MSDeformAttnPixelDecoder(nn.Module):
             pos.append(level_pos.flatten(2).transpose(1, 2) + self.level_embed[level])
             masks.append(mask)
             shapes.append((height, width))
-        spatial_shapes = torch.as_tensor(shapes, dtype=torch.long, device=padding_mask.device)
+        spatial_shapes = shapes_tensor(shapes, padding_mask.device)
         sizes = spatial_shapes.prod(1)
         level_start_index = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)[:-1]])
         valid_ratios = torch.stack([_valid_ratios(m) for m in masks], 1)
         flat_mask = torch.cat([m.flatten(1) for m in masks], 1)
         memory = self.encoder(
-            torch.cat(tokens, 1), torch.cat(pos, 1), spatial_shapes, level_start_index, valid_ratios, flat_mask
+            torch.cat(tokens, 1), torch.cat(pos, 1), shapes, level_start_index, valid_ratios, flat_mask
         )
         return PixelDecoderOutput(
-            memory=memory, spatial_shapes=spatial_shapes, level_start_index=level_start_index,
+            memory=memory, spatial_shapes=spatial_shapes, level_start_index=level_start_index, level_shapes=shapes,
             padding_mask=flat_mask, valid_ratios=valid_ratios,
             mask_features=self._mask_features(features, memory, shapes[0]),
             mask_valid_ratio=_valid_ratios(padding_mask),
