@@ -19,17 +19,7 @@ from . import postprocessing as post
 from .training_diagnostics import log_training_diagnostics
 from .vocabulary import check_vocabulary, stuff_prompts
 
-TASK_OUTPUTS = {
-    "instance": ("instances",),
-    "detection": ("instances",),
-    "semantic": ("sem_seg",),
-    "foreground": ("sem_seg",),
-    "panoptic": ("panoptic_seg",),
-    "referring": ("referring",),
-    "all": ("instances", "sem_seg", "panoptic_seg", "referring"),
-}
-# Forms of the semantic output: the (T, H, W) scores, or per-pixel labels and scores.
-SEMANTIC_OUTPUTS = ("scores", "labels")
+TASK_OUTPUTS, SEMANTIC_OUTPUTS = post.TASK_OUTPUTS, post.SEMANTIC_OUTPUTS
 
 
 class EncodedBatch(NamedTuple):
@@ -92,11 +82,8 @@ class MQFormer(nn.Module):
         self.test_task = test_task
         self.test_vocabulary = check_vocabulary(test_vocabulary, "MODEL.MQFORMER.TEST.VOCABULARY") or None
         self.test_dataset = test_dataset
-        self.max_detections = max_detections
-        self.instance_score_threshold = instance_score_threshold
-        self.object_mask_threshold = object_mask_threshold
-        self.overlap_threshold = overlap_threshold
-        self.class_temperature = class_temperature
+        self.postprocess_settings = post.PostprocessSettings(
+            max_detections, instance_score_threshold, object_mask_threshold, overlap_threshold, class_temperature)
         self.region_classifier = region_classifier
         self.semantic_max_scores_bytes = semantic_max_scores_bytes
 
@@ -298,23 +285,7 @@ class MQFormer(nn.Module):
     def _image_outputs(self, task: str, logits: Tensor, masks: Tensor, boxes: Tensor,
                        vocabulary: List[str], resize: post.ResizeSpec, dataset: str,
                        semantic_output: str = "scores", stuff: Sequence[str] = ()) -> Dict:
-        result = {}
-        wanted = TASK_OUTPUTS[task]
-        if "instances" in wanted:
-            result["instances"] = post.instance_inference(
-                logits, masks, boxes, resize, self.max_detections, self.instance_score_threshold
-            )
-        if "sem_seg" in wanted and semantic_output == "labels":
-            result["sem_seg_labels"], result["sem_seg_scores"] = post.semantic_labels(
-                logits, masks, resize, self.class_temperature)
-        elif "sem_seg" in wanted:
-            result["sem_seg"] = post.semantic_inference(logits, masks, resize, self.class_temperature)
-        if "panoptic_seg" in wanted:
-            result["panoptic_seg"] = post.panoptic_inference(
-                logits, masks, resize, self._is_thing(vocabulary, dataset, stuff), self.object_mask_threshold,
-                self.overlap_threshold, self.class_temperature,
-            )
-        if "referring" in wanted:
-            result["referring"] = post.referring_inference(logits, masks, vocabulary, resize)
-        return result
+        is_thing = self._is_thing(vocabulary, dataset, stuff) if "panoptic_seg" in TASK_OUTPUTS[task] else []
+        return post.task_outputs(task, logits, masks, boxes, resize, self.postprocess_settings, vocabulary,
+                                 is_thing, semantic_output)
 

@@ -22,9 +22,34 @@ from torch import Tensor
 
 from mqformer_d2.layers import cxcywh_to_xyxy
 
+# What each task outputs (keys of the result dict).
+TASK_OUTPUTS = {
+    "instance": ("instances",),
+    "detection": ("instances",),
+    "semantic": ("sem_seg",),
+    "foreground": ("sem_seg",),
+    "panoptic": ("panoptic_seg",),
+    "referring": ("referring",),
+    "all": ("instances", "sem_seg", "panoptic_seg", "referring"),
+}
+# Forms of the semantic output: the (T, H, W) scores, or per-pixel labels and scores.
+SEMANTIC_OUTPUTS = ("scores", "labels")
+
 # Output pixels upsampled at once (a chunk of masks): bounds the temporary full-resolution maps to
 # a few times CHUNK_PIXELS elements, e.g. one mask at a time for a 6000x4000 image.
 CHUNK_PIXELS = 1 << 24
+
+
+@dataclass(frozen=True)
+class PostprocessSettings:
+    """The thresholds of the task outputs (MODEL.MQFORMER.TEST.*, TEST.DETECTIONS_PER_IMAGE):
+    see `instance_inference`, `panoptic_inference` and `sharpened_probabilities`."""
+
+    max_detections: int = 100
+    instance_score_threshold: float = 0.0
+    object_mask_threshold: float = 0.25
+    overlap_threshold: float = 0.8
+    class_temperature: float = 0.0
 
 
 @dataclass
@@ -249,3 +274,32 @@ def referring_inference(logits: Tensor, mask_logits: Tensor, texts: Sequence[str
     queries, text_query = torch.unique(query, return_inverse=True)
     masks = resize.binary(mask_logits[queries])[text_query]
     return {"texts": list(texts), "masks": masks, "scores": scores}
+
+
+def task_outputs(task: str, logits: Tensor, mask_logits: Tensor, boxes: Tensor, resize: ResizeSpec,
+                 settings: PostprocessSettings, vocabulary: Sequence[str], is_thing: Sequence[bool],
+                 semantic_output: str = "scores") -> Dict:
+    """One image's outputs for `task` (a key of TASK_OUTPUTS): "instances", "sem_seg" (scores) or
+    "sem_seg_labels" + "sem_seg_scores" (semantic_output="labels"), "panoptic_seg", "referring".
+
+    Args:
+        logits (Q, T), mask_logits (Q, Hm, Wm), boxes (Q, 4): as in the module docstring.
+        vocabulary: the T texts; is_thing: per text, False for stuff (panoptic only).
+    """
+    result = {}
+    wanted = TASK_OUTPUTS[task]
+    temperature = settings.class_temperature
+    if "instances" in wanted:
+        result["instances"] = instance_inference(
+            logits, mask_logits, boxes, resize, settings.max_detections, settings.instance_score_threshold)
+    if "sem_seg" in wanted and semantic_output == "labels":
+        result["sem_seg_labels"], result["sem_seg_scores"] = semantic_labels(logits, mask_logits, resize, temperature)
+    elif "sem_seg" in wanted:
+        result["sem_seg"] = semantic_inference(logits, mask_logits, resize, temperature)
+    if "panoptic_seg" in wanted:
+        result["panoptic_seg"] = panoptic_inference(
+            logits, mask_logits, resize, is_thing, settings.object_mask_threshold, settings.overlap_threshold,
+            temperature)
+    if "referring" in wanted:
+        result["referring"] = referring_inference(logits, mask_logits, vocabulary, resize)
+    return result
