@@ -15,7 +15,6 @@ benchmark's foreground prompt. `--readme-images DIR` also writes the two picture
 shows (a validation image and the photo, every task side by side) into DIR as small PNGs.
 """
 import argparse
-import glob
 import logging
 import os
 import sys
@@ -50,14 +49,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def newest_run(parent: str = os.path.join(ROOT, "output", "shapes")) -> str:
-    """The newest main-job run folder under `parent` that holds model_final.pth and config.yaml
-    (run_<YYYYmmdd_HHMMSS>[_n] names sort by time); a FileNotFoundError saying to train first."""
-    runs = sorted(d for d in glob.glob(os.path.join(parent, "run_*"))
-                  if os.path.isfile(os.path.join(d, "model_final.pth")) and os.path.isfile(os.path.join(d, "config.yaml")))
-    if not runs:
-        raise FileNotFoundError(f"no main-job run with model_final.pth under {parent}: run `make train` first "
-                                "(or pass --run-dir)")
-    return runs[-1]
+    """The newest main-job run under `parent` (`mqformer_d2.experiments.runs.newest_run`)."""
+    from mqformer_d2.experiments.runs import newest_run as newest
+
+    return newest(parent)
 
 
 def photo_file() -> str:

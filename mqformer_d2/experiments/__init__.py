@@ -3,6 +3,8 @@ the experiments built on it share, apart from the model, its training engine and
 
 * results.py: metric lookup in detectron2's nested results, the benchmark's summary table and its
   training curves;
+* runs.py: the newest main-job run (`newest_run`), which later experiments start from;
+* export_parity.py: the exported main-job model against PyTorch, through the evaluators;
 * seeds.py: experiments repeated over seeds (the `--seeds` option, tables of means, spread);
 * time_budget.py: a training schedule sized to a wall-time budget from a measured step time.
 """

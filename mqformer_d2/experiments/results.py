@@ -39,7 +39,7 @@ def format_metric(metric: str, value: Optional[float]) -> str:
 
 
 def shapes_summary_table(results: Dict) -> str:
-    """The main job's table (markdown) with the targets of issue 11 (PQ raised from 40 to 60 there)."""
+    """The main job's table (markdown) with its targets."""
     lines = ["| metric | value | target |", "|---|---|---|"]
     for label, dataset, task, metric, target, higher in SHAPES_TABLE:
         goal = "-" if target is None else f"{'>=' if higher else '<='} {target:g}"

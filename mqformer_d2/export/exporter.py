@@ -117,7 +117,7 @@ def _export_onnx(graph: ExportableMQFormer, inputs, path: str) -> None:
     texts = embeddings if embeddings.shape[0] > 1 else embeddings.repeat(2, 1)  # a size of 1 would be fixed
     try:
         torch.onnx.export(graph, (image, image_size, texts), path, dynamo=True, opset_version=ONNX_OPSET,
-                          input_names=INPUT_NAMES, output_names=OUTPUT_NAMES, verbose=False,
+                          input_names=INPUT_NAMES, output_names=OUTPUT_NAMES, verbose=False, external_data=False,
                           dynamic_shapes=({2: auto, 3: auto}, None, {0: auto}))
     except Exception as error:
         raise ExportError(f"ONNX export failed in {_model_frame(error)}: {type(error).__name__}: "
