@@ -4,7 +4,7 @@ SETUP_STAMP := .venv/.mqformer-setup-stamp
 SETUP_INPUTS := scripts/setup_env.sh scripts/repack_detectron2.sh requirements/constraints.txt \
                 requirements/runtime.txt setup.py pyproject.toml
 
-.PHONY: setup train demo test cuda benchmark ablation synthetic-data
+.PHONY: setup train demo test cuda benchmark ablation synthetic-data export
 
 setup: $(SETUP_STAMP)
 
@@ -33,6 +33,11 @@ ablation: setup
 # two seeds (eight main-job runs, ~2 h on 2 cores): the table gives mean and each seed.
 synthetic-data: setup
 	$(PYTHON) tools/synthetic_data_experiment.py --seeds 42,43
+
+# Export the newest main-job model to ONNX and evaluate the export beside PyTorch with the
+# evaluators (instance AP, semantic mIoU, PQ); run `make train` first. Writes output/export/run_<time>/.
+export: setup
+	$(PYTHON) tools/deploy/export_parity.py
 
 test: setup
 	$(PYTHON) -m pytest -q
