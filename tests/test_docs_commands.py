@@ -75,6 +75,9 @@ COMMANDS = {
     "'objects365_v2_train-syn-m')\" DATASETS.TRAIN_SAMPLING_RATIOS \"[1.0, 1.0]\"": DATA,
     ".venv/bin/python tools/synthetic_data_experiment.py [--hidden-fraction 0.5] [--split-seed 0] [--seeds 42,43] "
     "[--output-dir DIR] [KEY VALUE ...]": "a synopsis with placeholders; " + LONG,
+    ".venv/bin/python tools/deploy/export_model.py --config-file output/shapes/run_<time>/config.yaml --format onnx "
+    "--output output/export/shapes MODEL.WEIGHTS output/shapes/run_<time>/model_final.pth":
+        "run_<time> is a placeholder (tests/export/test_export_tool.py runs the tool on a tiny model)",
     ".venv/bin/python tools/thing_error_analysis.py --run-dir output/shapes/run_<time> --probe-dataset "
     "mqformer_shapes_train [--probe-images 400] [--max-images 200] [--no-baseline]":
         "a synopsis with placeholders (tests/analysis/test_thing_error_analysis.py runs it)",

@@ -2,7 +2,7 @@
 """Export a trained MQ-Former for deployment, in detectron2's convention:
 
     python tools/deploy/export_model.py --config-file RUN/config.yaml --format onnx \
-        --output output/export/shapes [--sample-image IMAGE] [--vocabulary "red star" "blue cross"] \
+        --output output/export/shapes [--sample-image IMAGE] [--vocabulary "red star,blue cross"] \
         MODEL.WEIGHTS RUN/model_final.pth
 
 The vocabulary is fixed at export: its text embeddings are computed once and written beside the
@@ -41,13 +41,27 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
     parser.add_argument("--output", required=True, help="new folder for the export (must not exist)")
     parser.add_argument("--sample-image", default=None, help="image the graph is traced on (default: grey)")
-    parser.add_argument("--vocabulary", nargs="+", default=None, help="class names or sentences to export")
-    parser.add_argument("--stuff", nargs="*", default=None, help="which of them are stuff in panoptic outputs")
+    parser.add_argument("--vocabulary", default=None,
+                        help="class names or sentences to export, separated by --separator, e.g. 'cat,dog'")
+    parser.add_argument("--stuff", default=None, help="which of them are stuff in panoptic outputs, e.g. 'sky'")
+    parser.add_argument("--separator", default=",", help="separator of --vocabulary and --stuff (default ',')")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ...")
     add_register_module_argument(parser)
     args = parser.parse_args(argv)
     import_registration_modules(args.register_module)
+    args.vocabulary = split_texts(args.vocabulary, args.separator, "--vocabulary")
+    args.stuff = split_texts(args.stuff, args.separator, "--stuff")
     return args
+
+
+def split_texts(text: Optional[str], separator: str, option: str) -> Optional[List[str]]:
+    """'cat, dog' -> ['cat', 'dog']; None stays None; an empty entry is an error."""
+    if text is None:
+        return None
+    texts = [part.strip() for part in text.split(separator)]
+    if not all(texts):
+        raise SystemExit(f"{option} {text!r} has an empty entry (separator {separator!r})")
+    return texts
 
 
 def vocabulary_of(cfg, names: Optional[List[str]], stuff: Optional[List[str]]):
