@@ -67,6 +67,7 @@ def export_model(model: torch.nn.Module, cfg, vocabulary: Sequence[str], output_
     parent = os.path.dirname(os.path.abspath(output_dir))
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    os.chmod(staging, 0o755)  # mkdtemp makes it private; the export is an ordinary folder
     try:
         files.folder = staging
         if graph_format == "onnx":
