@@ -4,7 +4,7 @@ SETUP_STAMP := .venv/.mqformer-setup-stamp
 SETUP_INPUTS := scripts/setup_env.sh scripts/repack_detectron2.sh requirements/constraints.txt \
                 requirements/runtime.txt setup.py pyproject.toml
 
-.PHONY: setup train demo test cuda benchmark ablation synthetic-data
+.PHONY: setup train demo test cuda benchmark ablation synthetic-data exemplars
 
 setup: $(SETUP_STAMP)
 
@@ -33,6 +33,12 @@ ablation: setup
 # two seeds (eight main-job runs, ~2 h on 2 cores): the table gives mean and each seed.
 synthetic-data: setup
 	$(PYTHON) tools/synthetic_data_experiment.py --seeds 42,43
+
+# Exemplar prompts: from the newest finished main-job run (output/shapes/run_*; `make train` first,
+# or RUN=path), train the exemplar encoder per pooling (mean, max, attention, gated attention) and
+# seed (42, 43) and print exemplar- beside text-prompted mask AP (~30 min on 2 cores).
+exemplars: setup
+	$(PYTHON) tools/exemplar_experiment.py $(if $(RUN),--run-dir $(RUN))
 
 test: setup
 	$(PYTHON) -m pytest -q
