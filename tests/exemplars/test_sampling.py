@@ -33,7 +33,7 @@ def test_sets_are_seeded_and_take_distinct_images_first():
         for episode in episodes:
             assert len({o.image_id for o in episode}) == 5  # 6 images hold each class: all distinct
     circles = draw_exemplar_sets(_objects(), ["circle"], max_k=7, episodes=1, seed=0)["circle"][0]
-    assert len(set(circles)) == 7 and all(o.class_name == "circle" for o in circles)  # 6 images, then a 2nd object
+    assert len({o.annotation_id for o in circles}) == 7 and all(o.class_name == "circle" for o in circles)  # 6 images, then a 2nd object
     assert len({o.image_id for o in circles[:6]}) == 6
 
 
