@@ -34,14 +34,32 @@ def build_region_cache(model, cfg, objects: Sequence[ObjectRecord], classes: Lis
             "image_ids": torch.tensor([o.image_id for o in objects])}
 
 
+def weights_stamp(weights_path: str) -> str:
+    """What identifies the frozen model's weights file: absolute path, size and modification time."""
+    stat = os.stat(weights_path)
+    return f"{os.path.abspath(weights_path)}:{stat.st_size}:{int(stat.st_mtime)}"
+
+
+def read_region_cache(path: str, weights_path: str, objects: Sequence[ObjectRecord], classes: List[str]) -> Dict:
+    """A cache file written by `load_or_build_region_cache` for these weights and objects (loaded
+    without running code); a ValueError naming the file when it was made for others."""
+    cache = torch.load(path, weights_only=True)
+    expected = {"version": CACHE_VERSION, "weights": weights_stamp(weights_path), "classes": list(classes)}
+    for key, value in expected.items():
+        if cache.get(key) != value:
+            raise ValueError(f"read-out cache {path}: made for {key} {cache.get(key)!r}, not {value!r}")
+    if len(cache["class_ids"]) != len(objects):
+        raise ValueError(f"read-out cache {path} holds {len(cache['class_ids'])} objects, not {len(objects)}")
+    logger.info("exemplar read-outs of %d objects read from %s", len(objects), path)
+    return cache
+
+
 def load_or_build_region_cache(path: str, model, cfg, objects: Sequence[ObjectRecord], classes: List[str]) -> Dict:
-    """The cache at `path` when it holds these objects' read-outs, else built and saved there."""
+    """The cache at `path` when it exists (checked: same weights file cfg.MODEL.WEIGHTS, classes
+    and objects), else built and saved there."""
     if os.path.exists(path):
-        cache = torch.load(path, weights_only=True)
-        if cache.get("version") == CACHE_VERSION and len(cache["class_ids"]) == len(objects):
-            logger.info("exemplar read-outs of %d objects read from %s", len(objects), path)
-            return cache
-        raise ValueError(f"{path} holds read-outs of other objects; remove it or choose another output folder")
+        return read_region_cache(path, cfg.MODEL.WEIGHTS, objects, classes)
     cache = build_region_cache(model, cfg, objects, classes)
+    cache["weights"] = weights_stamp(cfg.MODEL.WEIGHTS)
     torch.save(cache, path)
     return cache

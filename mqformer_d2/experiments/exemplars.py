@@ -31,7 +31,7 @@ from ..checkpoint import MQFormerCheckpointer
 from ..data import UnifiedDatasetMapper, build_unified_train_loader, load_tagged_dataset_dicts
 from ..engine import build_config
 from ..engine.run_dirs import claim_dir, claim_timestamped_dir
-from ..exemplars.cache import load_or_build_region_cache
+from ..exemplars.cache import load_or_build_region_cache, read_region_cache
 from ..exemplars.evaluation import embed_exemplar_sets, evaluate_prompts, mask_ap
 from ..exemplars.sampling import dataset_objects, draw_exemplar_sets, read_exemplar_sets, write_exemplar_sets
 from ..exemplars.training import StageSettings, train_exemplar_stage
@@ -59,6 +59,8 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--episodes", type=int, default=3, help="exemplar sets per class (AP is their mean)")
     parser.add_argument("--sets-seed", type=int, default=0, help="seed drawing the evaluation exemplar sets")
     parser.add_argument("--exemplar-sets", default=None, help="reuse this exemplar_sets.json")
+    parser.add_argument("--region-cache", default=None,
+                        help="reuse this region_cache.pt of an earlier run on the same --run-dir (checked)")
     args = parser.parse_args(argv)
     args.k_values = [int(k) for k in args.k_values.split(",")]
     if min(args.k_values) < 1:
@@ -163,8 +165,11 @@ def main(argv: Optional[List[str]], *, root: str) -> int:
     logger.info("text-prompted mask AP: %s", text_ap)
     dicts, _ = load_tagged_dataset_dicts([TRAIN_DATASET])
     classes = list(MetadataCatalog.get(TRAIN_DATASET).text_prompts)
-    cache = load_or_build_region_cache(os.path.join(output_dir, "region_cache.pt"), base, base_cfg,
-                                       dataset_objects(dicts, classes), classes)
+    objects = dataset_objects(dicts, classes)
+    if args.region_cache:
+        cache = read_region_cache(args.region_cache, base_cfg.MODEL.WEIGHTS, objects, classes)
+    else:
+        cache = load_or_build_region_cache(os.path.join(output_dir, "region_cache.pt"), base, base_cfg, objects, classes)
     runs = []
     for seed in seeds:
         for pooling in poolings:

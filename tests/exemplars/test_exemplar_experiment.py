@@ -4,6 +4,7 @@ evaluations and the table."""
 import json
 import os
 
+import pytest
 import torch
 from detectron2.modeling import build_model
 from helpers import load_script, tiny_config
@@ -46,7 +47,19 @@ def test_experiment_end_to_end(exemplar_shapes, tmp_path, capsys):
     # A second run reuses the sets file: same exemplars, so the same untrained-encoder results.
     again = str(tmp_path / "again")
     experiment.main(common + ["--output-dir", again, "--exemplar-sets", os.path.join(out, "exemplar_sets.json"),
-                              "--poolings", "mean"], root=str(tmp_path))
+                              "--region-cache", os.path.join(out, "region_cache.pt"), "--poolings", "mean"],
+                    root=str(tmp_path))
+    assert not os.path.exists(os.path.join(again, "region_cache.pt"))
     first = results["runs"][0]["exemplar_ap"]
     second = json.load(open(os.path.join(again, "results.json")))["runs"][0]["exemplar_ap"]
     assert first["mqformer_shapes_val_instance"]["K=1"] == second["mqformer_shapes_val_instance"]["K=1"]
+
+
+def test_a_cache_of_other_weights_is_refused(exemplar_shapes, tmp_path):
+    experiment = load_script("tools/exemplar_experiment.py").exemplars
+    first, second = _fake_run(str(tmp_path / "a")), _fake_run(str(tmp_path / "b"))
+    common = ["--poolings", "mean", "--seeds", "1", "--iterations", "1", "--k-values", "1", "--episodes", "1"]
+    experiment.main(common + ["--run-dir", first, "--output-dir", str(tmp_path / "out")], root=str(tmp_path))
+    with pytest.raises(ValueError, match="region_cache.pt: made for weights"):
+        experiment.main(common + ["--run-dir", second, "--output-dir", str(tmp_path / "out2"), "--region-cache",
+                                  str(tmp_path / "out" / "region_cache.pt")], root=str(tmp_path))
