@@ -52,11 +52,13 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--output-dir", default=None, help="default: a new output/exemplars/run_<time>")
     parser.add_argument("--poolings", default="mean,max,attention,gated_attention")
     parser.add_argument("--seeds", default="42,43", help="seeds of the exemplar stage")
-    parser.add_argument("--iterations", type=int, default=300, help="exemplar-stage iterations per run")
+    parser.add_argument("--iterations", type=int, default=500, help="exemplar-stage iterations per run")
     parser.add_argument("--exemplar-share", type=float, default=0.5,
                         help="probability that a class text of a training batch is replaced by exemplars")
     parser.add_argument("--k-values", default="1,3,5", help="exemplars per prompt evaluated")
-    parser.add_argument("--episodes", type=int, default=3, help="exemplar sets per class (AP is their mean)")
+    parser.add_argument("--align-weight", type=float, default=1.0,
+                        help="weight of the exemplar stage's text-alignment loss (0 = the main losses only)")
+    parser.add_argument("--episodes", type=int, default=2, help="exemplar sets per class (AP is their mean)")
     parser.add_argument("--sets-seed", type=int, default=0, help="seed drawing the evaluation exemplar sets")
     parser.add_argument("--exemplar-sets", default=None, help="reuse this exemplar_sets.json")
     parser.add_argument("--region-cache", default=None,
@@ -136,7 +138,8 @@ def run_stage(run_dir: str, pooling: str, seed: int, folder: str, cache: Dict, s
     cfg = exemplar_config(run_dir, pooling, seed, folder)
     model = load_model(cfg)
     loader = build_unified_train_loader(cfg, UnifiedDatasetMapper(cfg, True))
-    settings = StageSettings(iterations=args.iterations, exemplar_share=args.exemplar_share, seed=seed)
+    settings = StageSettings(iterations=args.iterations, exemplar_share=args.exemplar_share, seed=seed,
+                             align_weight=args.align_weight)
     start = time.perf_counter()
     history = train_exemplar_stage(model, loader, cache, settings)
     train_seconds = time.perf_counter() - start

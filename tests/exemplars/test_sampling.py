@@ -7,7 +7,7 @@ import torch
 
 from mqformer_d2.exemplars.sampling import (ClassSampler, ObjectRecord, dataset_objects, draw_exemplar_sets,
                                             read_exemplar_sets, write_exemplar_sets)
-from mqformer_d2.exemplars.training import StageSettings, exemplar_text_batch
+from mqformer_d2.exemplars.training import StageSettings, alignment_loss, exemplar_text_batch
 from mqformer_d2.modeling.text_batch import TextBatch
 
 
@@ -73,10 +73,21 @@ def test_text_batch_rows_are_replaced_by_the_share(tiny_exemplar_model):
                      [torch.arange(3)])
     sampler = ClassSampler(cache["class_ids"], cache["image_ids"], torch.Generator().manual_seed(0))
     every = StageSettings(exemplar_share=1.0, max_k=2)
-    replaced, count = exemplar_text_batch(model, text, [1], cache, sampler, every, torch.Generator().manual_seed(0))
-    assert count == 2 and replaced.embeddings.requires_grad
+    replaced, prompts, class_ids = exemplar_text_batch(model, text, [1], cache, sampler, every,
+                                                       torch.Generator().manual_seed(0))
+    assert class_ids.tolist() == [1, 0] and replaced.embeddings.requires_grad
+    torch.testing.assert_close(replaced.embeddings[[0, 2]], prompts)
     torch.testing.assert_close(replaced.embeddings[1], text.embeddings[1])  # "sky" has no exemplars
     assert not torch.allclose(replaced.embeddings[0], text.embeddings[0])
-    none, count = exemplar_text_batch(model, text, [1], cache, sampler, StageSettings(exemplar_share=0.0),
-                                      torch.Generator())
-    assert count == 0 and none is text
+    none, prompts, class_ids = exemplar_text_batch(model, text, [1], cache, sampler,
+                                                   StageSettings(exemplar_share=0.0), torch.Generator())
+    assert prompts is None and len(class_ids) == 0 and none is text
+
+
+def test_alignment_loss_prefers_the_own_class(tiny_exemplar_model):
+    model, _ = tiny_exemplar_model
+    with torch.no_grad():
+        texts = model.text_encoder(["circle", "star"], use_templates=False)
+    good = alignment_loss(model, texts, torch.tensor([0, 1]), ["circle", "star"])
+    swapped = alignment_loss(model, texts.flip(0), torch.tensor([0, 1]), ["circle", "star"])
+    assert good < swapped
