@@ -4,10 +4,14 @@ evaluations and the table."""
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 from detectron2.modeling import build_model
 from helpers import load_script, tiny_config
+
+from mqformer_d2 import MQFormerPredictor
+from mqformer_d2.engine import build_config
 
 torch.set_num_threads(1)
 
@@ -42,6 +46,16 @@ def test_experiment_end_to_end(exemplar_shapes, tmp_path, capsys):
     val_sets = sets["evaluations"]["mqformer_shapes_val_instance"]
     assert val_sets["source"] == "mqformer_shapes_train_instance"
     assert all(len(episodes[0]) == 2 for episodes in val_sets["sets"].values())
+    # The stage's folder is a model the predictor loads: config + weights with the trained encoder.
+    stage = os.path.join(out, "attention_seed1")
+    cfg = build_config(os.path.join(stage, "config.yaml"), ["MODEL.WEIGHTS", os.path.join(stage, "model_final.pth")])
+    predictor = MQFormerPredictor(cfg)
+    trained = torch.load(os.path.join(stage, "model_final.pth"), weights_only=True)["model"]
+    torch.testing.assert_close(predictor.model.exemplar_encoder.pooling.w.weight,
+                               trained["exemplar_encoder.pooling.w.weight"])
+    image = np.zeros((64, 64, 3), dtype=np.uint8)
+    out_instances = predictor(image, exemplars={"part": [(image, (4, 4, 30, 30))]}, task="instance")["instances"]
+    assert set(out_instances.pred_classes.tolist()) <= {0}
     cache = torch.load(os.path.join(out, "region_cache.pt"), weights_only=True)
     assert cache["regions"].shape[1:] == (5, 64)  # 4 encoder levels + mask features, C = 64
     # A second run reuses the sets file: same exemplars, so the same untrained-encoder results.
