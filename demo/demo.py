@@ -7,7 +7,10 @@
 --input also takes glob patterns ("photos/*.jpg"). Each input's drawing is OUTPUT/<input stem>.png,
 titled with the task, the threshold and the prompts; existing files are never replaced unless
 --overwrite is given. Without --prompts the vocabulary is the config's (MODEL.MQFORMER.TEST.VOCABULARY)
-or that of its first test dataset. The log says how many objects each drawing shows, and warns
+or that of its first test dataset. Exemplar prompts (a model trained by the exemplar stage, `make
+exemplars`): --exemplar "part 4711=photo.jpg:10,20,80,90" (repeatable; the name's K boxes are pooled
+into one prompt; an empty image, "NAME=:x0,y0,x1,y1", is a box on the input image itself),
+--negative-exemplar likewise; without --prompts the exemplar names are the only prompts. The log says how many objects each drawing shows, and warns
 when one shows none or when MODEL.WEIGHTS is empty (a random model draws next to nothing).
 """
 import argparse
@@ -15,7 +18,7 @@ import glob
 import logging
 import os
 import sys
-from typing import List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import cv2
 from detectron2.data import MetadataCatalog
@@ -47,6 +50,10 @@ def argument_parser() -> argparse.ArgumentParser:
                         help="what to draw; 'all' draws instance, semantic, panoptic and referring side by side")
     parser.add_argument("--confidence-threshold", type=float, default=0.5,
                         help="instance / detection: draw instances scoring above this; foreground: pixels")
+    parser.add_argument("--exemplar", action="append", default=[], metavar="NAME=IMAGE:x0,y0,x1,y1",
+                        help="an example box of prompt NAME on IMAGE (empty IMAGE: the input image); repeatable")
+    parser.add_argument("--negative-exemplar", action="append", default=[], metavar="NAME=IMAGE:x0,y0,x1,y1",
+                        help="a box of what prompt NAME is not (same form); repeatable")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--cpu", action="store_true", help="run on CPU (MODEL.DEVICE cpu)")
     add_register_module_argument(parser)
@@ -87,6 +94,23 @@ def output_paths(inputs: Sequence[str], output_dir: str, overwrite: bool) -> Lis
         raise FileExistsError(f"{len(existing)} output file(s) already exist, e.g. {existing[0]}; "
                               "pass --overwrite to replace them or choose another --output")
     return paths
+
+
+def parse_exemplars(values: Sequence[str], flag: str = "--exemplar") -> Dict[str, List[Tuple]]:
+    """["NAME=IMAGE:x0,y0,x1,y1", ...] -> {NAME: [(IMAGE or None, (x0, y0, x1, y1)), ...]} in the
+    predictor's form; a malformed value is an error quoting it."""
+    exemplars: Dict[str, List[Tuple]] = {}
+    for value in values:
+        name, _, rest = value.partition("=")
+        image, _, box = rest.rpartition(":")
+        try:
+            coordinates = tuple(float(v) for v in box.split(","))
+        except ValueError:
+            coordinates = ()
+        if not name.strip() or not _ or len(coordinates) != 4:
+            raise ValueError(f"{flag} {value!r}: expected NAME=IMAGE:x0,y0,x1,y1 (empty IMAGE = the input image)")
+        exemplars.setdefault(name.strip(), []).append((image or None, coordinates))
+    return exemplars
 
 
 def default_prompts(cfg) -> List[str]:
@@ -134,14 +158,20 @@ def run(args) -> List[str]:
     inputs = expand_inputs(args.input)
     outputs = output_paths(inputs, args.output, args.overwrite)
     cfg = build_config(args.config_file, args.opts, cpu=args.cpu)
-    prompts = parse_prompts(args.prompts, args.separator) if args.prompts is not None else default_prompts(cfg)
+    exemplars = parse_exemplars(args.exemplar)
+    negatives = parse_exemplars(args.negative_exemplar, "--negative-exemplar")
+    if args.prompts is not None:
+        prompts = parse_prompts(args.prompts, args.separator)
+    else:
+        prompts = [] if exemplars else default_prompts(cfg)
     stuff = stuff_prompts(args.stuff, args.separator, prompts)
     warn_about_random_weights(cfg)
     predictor = MQFormerPredictor(cfg)
     os.makedirs(args.output, exist_ok=True)
     for image_file, output_file in tqdm(list(zip(inputs, outputs)), desc="demo", unit="img",
                                         disable=len(inputs) < 2):
-        drawing = draw_image_file(predictor, image_file, prompts, args.task, args.confidence_threshold, stuff)
+        drawing = draw_image_file(predictor, image_file, prompts, args.task, args.confidence_threshold, stuff,
+                                  exemplars, negatives)
         write_png(output_file, drawing.image, args.overwrite)
     logger.info("wrote %d drawing(s) to %s", len(outputs), args.output)
     return outputs

@@ -32,6 +32,7 @@ def add_mqformer_config(cfg: CN) -> CN:
     _add_denoising_config(mq)
     _add_loss_config(mq)
     _add_region_classifier_config(mq)
+    _add_exemplar_config(mq)
     _add_test_config(mq)
     return cfg
 
@@ -168,6 +169,20 @@ def _add_region_classifier_config(mq: CN) -> None:
     # Inference: p = p_query^(1 - w) * p_region^w (FC-CLIP's geometric ensemble); 0 = the queries'
     # own class probabilities.
     mq.REGION_CLASSIFIER.TEST_WEIGHT = 0.5
+
+
+def _add_exemplar_config(mq: CN) -> None:
+    mq.EXEMPLARS = CN()
+    # Build the exemplar encoder (mqformer_d2/exemplars/): prompts given as example boxes or masks
+    # on images, embedded from the pixel decoder's features and pooled into one prompt embedding.
+    mq.EXEMPLARS.ENABLED = False
+    # How K exemplars of a prompt are pooled: "mean", "max", "attention" or "gated_attention"
+    # (MIVC's; the attention weights are a softmax over the K exemplars, so order does not matter).
+    mq.EXEMPLARS.POOLING = "attention"
+    # Hidden width of the attention poolings (rows of V and U in w^T tanh(V h)).
+    mq.EXEMPLARS.ATTENTION_DIM = 32
+    # Side of the RoIAlign grid read under each exemplar's box on every feature map.
+    mq.EXEMPLARS.GRID_SIZE = 4
 
 
 def _add_test_config(mq: CN) -> None:

@@ -81,6 +81,10 @@ COMMANDS = {
     ".venv/bin/python tools/thing_error_analysis.py --run-dir output/shapes/run_<time> --probe-dataset "
     "mqformer_shapes_train [--probe-images 400] [--max-images 200] [--no-baseline]":
         "a synopsis with placeholders (tests/analysis/test_thing_error_analysis.py runs it)",
+    "python demo/demo.py --config-file output/exemplars/run_X/attention_seed42/config.yaml --input scene.png "
+    "--output vis/ --exemplar \"part 4711=a.png:10,20,60,70\" --exemplar \"part 4711=b.png:0,0,40,40\" "
+    "--task instance --opts MODEL.WEIGHTS output/exemplars/run_X/attention_seed42/model_final.pth":
+        "needs an exemplar-stage run (tests/exemplars/test_demo_exemplars.py runs --exemplar on a random model)",
 }
 
 

@@ -12,6 +12,7 @@ from ..checkpoint import MQFormerCheckpointer, check_weights_path
 
 from ..data.detectron2_datasets import adapt_detectron2_dataset
 from ..data.images import as_uint8_bgr, resized_shape
+from ..exemplars.calls import predict_with_exemplars
 
 PREDICTOR_TASKS = ("instance", "semantic", "panoptic", "referring", "foreground", "detection", "all")
 
@@ -34,6 +35,16 @@ class MQFormerPredictor(DefaultPredictor):
     (T, H, W), "scores"}}, one mask per prompt; None = MODEL.MQFORMER.TEST.TASK.
     Class indices (pred_classes, category_id, sem_seg_labels) index `prompts`.
 
+    Exemplar prompts (a model with MODEL.MQFORMER.EXEMPLARS.ENABLED, trained by the exemplar stage):
+
+        predictor(image, prompts=["cat"], exemplars={"part 4711": [(photo, (x0, y0, x1, y1)), ...]},
+                  negative_exemplars={"part 4711": [(None, box_on_image)]})
+
+    each exemplar is (image, region): a BGR array, a file path, or None for `image` itself, and an
+    xyxy box or an (H, W) mask in that image's pixels; the K exemplars of a name are pooled into one
+    prompt (MODEL.MQFORMER.EXEMPLARS.POOLING) appended to `prompts` (None = the exemplar names only).
+    Negative exemplars of a prompt drop the queries that match them better (mqformer_d2.exemplars.prompting).
+
     MODEL.WEIGHTS is loaded with `MQFormerCheckpointer` (safe reading, format conversion, load
     report, errors for files that do not fit the model), not detectron2's plain loader.
     """
@@ -55,7 +66,8 @@ class MQFormerPredictor(DefaultPredictor):
 
     def __call__(self, original_image: np.ndarray, prompts: Optional[Sequence[str]] = None,
                  task: Optional[str] = None, semantic_output: Optional[str] = None,
-                 stuff_prompts: Sequence[str] = ()) -> Dict:
+                 stuff_prompts: Sequence[str] = (), exemplars: Optional[Dict] = None,
+                 negative_exemplars: Optional[Dict] = None) -> Dict:
         """
         Args:
             original_image: (H, W, 3) uint8 image in BGR order (uint16 is scaled to 8 bits, (H, W)
@@ -66,6 +78,7 @@ class MQFormerPredictor(DefaultPredictor):
                 bounded memory); None = scores unless the map would exceed SEMANTIC_MAX_SCORES_MB.
             stuff_prompts: prompts that are stuff in the panoptic output (one segment per prompt,
                 no score), e.g. ["sky", "grass"]; besides those the dataset's metadata makes stuff.
+            exemplars, negative_exemplars: {name: [(image, region), ...]}, see the class docstring.
 
         Returns:
             the model's output dict for the image, at its original size.
@@ -82,6 +95,11 @@ class MQFormerPredictor(DefaultPredictor):
             inputs["sem_seg_output"] = semantic_output
         if stuff_prompts:
             inputs["stuff_prompts"] = list(stuff_prompts)
+        if exemplars or negative_exemplars:
+            names = list(prompts or [])
+            inputs["vocabulary"] = names + [n for n in (exemplars or {}) if n not in names]
+            return predict_with_exemplars(self.model, self.cfg, inputs, original_image, exemplars or {},
+                                          negative_exemplars)
         with torch.no_grad():
             return self.model([inputs])[0]
 

@@ -8,7 +8,7 @@ threshold and the prompts. The task "all" draws its four outputs side by side.
 import logging
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -75,14 +75,19 @@ def render(image_rgb: np.ndarray, prediction: Dict, prompts: Sequence[str], task
 
 
 def draw_image_file(predictor, image_file: str, prompts: Sequence[str], task: str, threshold: float = 0.5,
-                    stuff: Sequence[str] = ()) -> Drawing:
+                    stuff: Sequence[str] = (), exemplars: Optional[Dict] = None,
+                    negative_exemplars: Optional[Dict] = None) -> Drawing:
     """Predict (`MQFormerPredictor`) and `render` one image file; logs how many objects the
-    drawing shows, or a warning saying why it shows none."""
+    drawing shows, or a warning saying why it shows none. `exemplars` / `negative_exemplars`: the
+    predictor's exemplar prompts (drawn after `prompts`, under their names)."""
     image = read_image(image_file, format="BGR")
     # Semantic drawings show only the best prompt per pixel: the bounded form, whatever the
     # vocabulary's size. (The foreground drawing thresholds its score map.)
     semantic_output = "labels" if task in ("semantic", "all") else None
-    prediction = predictor(image, prompts=prompts, task=task, semantic_output=semantic_output, stuff_prompts=stuff)
+    extra = {"exemplars": exemplars, "negative_exemplars": negative_exemplars} if exemplars or negative_exemplars else {}
+    prediction = predictor(image, prompts=prompts, task=task, semantic_output=semantic_output, stuff_prompts=stuff,
+                           **extra)
+    prompts = list(prompts) + [name for name in exemplars or {} if name not in prompts]
     drawing = render(image[:, :, ::-1], prediction, prompts, task, threshold)
     if drawing.objects:
         logger.info("%s: drew %d object(s) (%s)", image_file, drawing.objects, task)

@@ -8,6 +8,7 @@ from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
 from detectron2.structures import ImageList
 from torch import Tensor, nn
 
+from ...exemplars.encoder import build_exemplar_encoder
 from ..criterion import batch_targets, build_criterion
 from ..decoder import build_decoder
 from ..decoder.region_classifier import RegionClassifier, build_region_classifier
@@ -56,6 +57,8 @@ class MQFormer(nn.Module):
             this is given as per-pixel labels and scores (`semantic_output`).
         region_classifier: optional second class head on pooled mask features (trained beside the
             criterion, fused with the queries' class logits at inference).
+        exemplar_encoder: optional `mqformer_d2.exemplars.ExemplarEncoder` (prompts given as example
+            boxes; used by `mqformer_d2.exemplars.prompting`, not by `forward`).
     """
 
     @configurable
@@ -66,7 +69,7 @@ class MQFormer(nn.Module):
                  max_detections: int = 100, instance_score_threshold: float = 0.0,
                  object_mask_threshold: float = 0.25, overlap_threshold: float = 0.8,
                  class_temperature: float = 0.0, region_classifier: Optional[RegionClassifier] = None,
-                 semantic_max_scores_bytes: int = 1 << 30):
+                 semantic_max_scores_bytes: int = 1 << 30, exemplar_encoder: Optional[nn.Module] = None):
         super().__init__()
         if test_task not in TASK_OUTPUTS:
             raise ValueError(f"MODEL.MQFORMER.TEST.TASK: {test_task!r} is not one of {sorted(TASK_OUTPUTS)}")
@@ -86,6 +89,7 @@ class MQFormer(nn.Module):
             max_detections, instance_score_threshold, object_mask_threshold, overlap_threshold, class_temperature)
         self.region_classifier = region_classifier
         self.semantic_max_scores_bytes = semantic_max_scores_bytes
+        self.exemplar_encoder = exemplar_encoder
 
     @classmethod
     def from_config(cls, cfg) -> Dict:
@@ -117,6 +121,7 @@ class MQFormer(nn.Module):
             "class_temperature": mq.TEST.CLASS_TEMPERATURE,
             "region_classifier": build_region_classifier(cfg),
             "semantic_max_scores_bytes": int(mq.TEST.SEMANTIC_MAX_SCORES_MB * 2**20),
+            "exemplar_encoder": build_exemplar_encoder(cfg),
         }
 
     @property
