@@ -27,6 +27,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--steps", type=int, default=defaults.steps)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--prior", default=defaults.prior, choices=("colour", "closed_form"),
+                        help="the alpha the network corrects (default %(default)s)")
+    parser.add_argument("--crop-size", type=int, default=defaults.crop_size,
+                        help="training windows around the unknown band, pixels (0 = whole images)")
     parser.add_argument("--max-minutes", type=float, default=defaults.max_minutes,
                         help="stop training early when it would take longer (default %(default)s)")
     parser.add_argument("--train-images", type=int, default=None, help="use only the first N training images")
@@ -46,7 +50,8 @@ def main(argv=None) -> str:
                   claim_timestamped_dir(os.path.join(ROOT, "output", "matting"), "refiner_"))
     records = load_matting_split(args.root or os.getenv("DETECTRON2_DATASETS", "datasets"),
                                  MattingSplitConfig(), "train")[:args.train_images]
-    settings = TrainingSettings(steps=args.steps, batch_size=args.batch_size, seed=args.seed,
+    settings = TrainingSettings(steps=args.steps, batch_size=args.batch_size, seed=args.seed, crop_size=args.crop_size,
+                                prior=args.prior,
                                 max_minutes=args.max_minutes)
     weights = train_refiner(records, output_dir, settings)
     logging.getLogger("mqformer_d2").info("refiner weights: %s", weights)

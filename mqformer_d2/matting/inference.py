@@ -57,7 +57,13 @@ def refine(model: MattingRefiner, image_rgb: np.ndarray, trimap: np.ndarray, res
     image = F.pad(image, (0, pad_w, 0, pad_h), mode="replicate")
     trimap_tensor = F.pad(torch.from_numpy(small_trimap).to(device)[None], (0, pad_w, 0, pad_h),
                           value=BACKGROUND)
-    alpha = model(image, trimap_tensor)[0, :work_h, :work_w].float().cpu().numpy()
+    prior = None
+    if model.prior == "closed_form":  # pymatting's closed-form alpha, which the network corrects
+        from .peers import closed_form_alpha
+
+        prior = torch.from_numpy(closed_form_alpha(small_image, small_trimap)).to(device)[None]
+        prior = F.pad(prior, (0, pad_w, 0, pad_h), value=0.0)
+    alpha = model(image, trimap_tensor, prior)[0, :work_h, :work_w].float().cpu().numpy()
     if (work_h, work_w) != (height, width):
         alpha = cv2.resize(alpha, (width, height), interpolation=cv2.INTER_LINEAR)
     if clamp_foreground:

@@ -63,10 +63,12 @@ def mean_over_seeds(rows: Sequence[Dict[str, float]]) -> Dict[str, float]:
 
 
 def _cell(values: Sequence[float], key: str) -> str:
-    scale = 1000.0 if key.startswith("MSE") else 1.0  # MSE shown in thousandths, as papers do
+    # MSE in thousandths, as papers print it; SAD, Grad and Conn are already in thousands, and
+    # small on 128-pixel images, so they get four decimals
+    scale, digits = (1000.0, 3) if key.startswith("MSE") else (1.0, 4)
     numbers = [v * scale for v in values]
-    mean = f"{np.mean(numbers):.2f}"
-    return mean if len(numbers) == 1 else f"{mean} ({' / '.join(f'{n:.2f}' for n in numbers)})"
+    mean = f"{np.mean(numbers):.{digits}f}"
+    return mean if len(numbers) == 1 else f"{mean} ({' / '.join(f'{n:.{digits}f}' for n in numbers)})"
 
 
 def format_table(rows: Sequence[dict]) -> str:

@@ -19,7 +19,8 @@ def _disk(radius: int) -> np.ndarray:
 
 def trimap_from_mask(mask: np.ndarray, band: int) -> np.ndarray:
     """(H, W) uint8 trimap of a binary mask: unknown within ``band`` pixels of its boundary
-    (the mask dilated minus the mask eroded), foreground inside, background outside.
+    (the mask dilated minus the mask eroded), foreground inside, background outside. A mask
+    thinner than the band keeps its innermost pixels as foreground.
 
     Args:
         mask: (H, W) bool or {0, 1} array.
@@ -30,6 +31,11 @@ def trimap_from_mask(mask: np.ndarray, band: int) -> np.ndarray:
     mask = np.asarray(mask).astype(np.uint8)
     dilated = cv2.dilate(mask, _disk(band))
     eroded = cv2.erode(mask, _disk(band), borderType=cv2.BORDER_REPLICATE)
+    if mask.any() and not eroded.any():
+        # a mask thinner than the band: keep its innermost pixels as foreground, since
+        # trimap-based matting needs some known foreground
+        distance = cv2.distanceTransform(mask, cv2.DIST_L2, 3)
+        eroded = (distance >= distance.max()).astype(np.uint8)
     trimap = np.full(mask.shape, UNKNOWN, np.uint8)
     trimap[dilated == 0] = BACKGROUND
     trimap[eroded == 1] = FOREGROUND

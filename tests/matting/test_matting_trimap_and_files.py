@@ -69,3 +69,11 @@ def test_read_trimap_refuses_a_trimap_without_unknown_pixels(tmp_path):
     cv2.imwrite(path, np.array([[0, 255]], np.uint8))
     with pytest.raises(ValueError, match="trimap.png.*no unknown"):
         read_trimap(path)
+
+
+def test_a_mask_thinner_than_the_band_keeps_its_core_as_foreground():
+    mask = np.zeros((20, 20), bool)
+    mask[8:12, 5:15] = True  # 4 pixels thick, band 5
+    trimap = trimap_from_mask(mask, band=5)
+    assert (trimap == 255).any() and (trimap[mask] != 0).all()
+    assert ((trimap == 255) <= mask).all()
