@@ -8,6 +8,9 @@ from .trimap import clamp_known, unknown_region
 
 def _inputs(image_rgb: np.ndarray, trimap: np.ndarray):
     unknown_region(trimap, where="trimap given to pymatting")
+    if not (trimap == 255).any() or not (trimap == 0).any():
+        raise ValueError("trimap given to pymatting: it needs both known foreground (255) and known "
+                         "background (0) pixels")
     return image_rgb.astype(np.float64) / 255.0, trimap.astype(np.float64) / 255.0
 
 

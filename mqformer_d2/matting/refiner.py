@@ -15,8 +15,11 @@ detail back up. This is a small version of that design for the benchmark's image
                         depthwise convolution that makes the positions known to attention
     decoder: upsample x2, concatenate the encoder's feature of that stride, conv block, down to
                         stride 1
-    head: (B, 1, H, W) alpha = sigmoid(logit(prior alpha) + conv): a correction of the prior's
-                        alpha (the head starts at zero, so training starts from the prior)
+    head: (B, 1, H, W) alpha = clamp(prior alpha + conv, 0, 1): a correction of the prior's
+                        alpha (the head starts at zero, so training starts from the prior). The
+                        correction is added in alpha space, not to the prior's logit: where the
+                        prior is exactly 0 or 1 (often, and often wrongly, for thin strands) a
+                        logit would have no gradient
 
 ``prior="closed_form"``: the caller also gives the closed-form matting alpha of the same image
 and trimap (`peers.closed_form_alpha`, computed outside the network with pymatting); it is a 14th
@@ -37,7 +40,6 @@ IMAGE_STD = (0.229, 0.224, 0.225)
 SIZE_DIVISOR = 8
 INPUT_CHANNELS = 13
 PRIORS = ("colour", "closed_form")
-PRIOR_CLAMP = 0.01  # the prior's alpha is kept in [0.01, 0.99] before its logit
 
 
 def conv_block(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
@@ -132,4 +134,4 @@ class MattingRefiner(nn.Module):
         for level in (2, 1, 0):
             x = F.interpolate(x, size=skips[level].shape[-2:], mode="bilinear", align_corners=False)
             x = self.decoders[level](torch.cat([x, skips[level]], dim=1))
-        return torch.sigmoid(torch.logit(prior.clamp(PRIOR_CLAMP, 1 - PRIOR_CLAMP)) + self.head(x))[:, 0]
+        return (prior + self.head(x)).clamp(0, 1)[:, 0]

@@ -31,14 +31,14 @@ WEIGHTS_NAME = "refiner_final.pth"
 class TrainingSettings:
     """The refinement's training recipe."""
 
-    steps: int = 1500
-    batch_size: int = 8
+    steps: int = 1200
+    batch_size: int = 16
     crop_size: int = 64  # training windows around the unknown band (0 = whole images)
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
     width: int = 16
     context_blocks: int = 2
-    prior: str = "colour"  # the alpha the network corrects: "colour" or "closed_form" (see refiner)
+    prior: str = "closed_form"  # the alpha the network corrects: "closed_form" or "colour" (see refiner)
     seed: int = 0
     max_minutes: float = 9.0  # stop early (and say so) when training would take longer
     known_weight: float = 0.5

@@ -53,9 +53,20 @@ def random_mask_trimap(alpha: np.ndarray, rng: np.random.Generator) -> np.ndarra
     return trimap_from_mask(mask, int(rng.integers(2, 13)))
 
 
+def random_alpha_trimap(alpha: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Trimap of the true alpha, its transition dilated by 1..8 px, less where that would leave
+    no foreground pixel (trimap-based matting needs some)."""
+    dilation = int(rng.integers(1, 9))
+    trimap = trimap_from_alpha(alpha, dilation)
+    while dilation > 0 and not (trimap == 255).any():
+        dilation -= 1
+        trimap = trimap_from_alpha(alpha, dilation)
+    return trimap
+
+
 def training_trimaps(alpha: np.ndarray, rng: np.random.Generator) -> List[np.ndarray]:
     """A ground-truth-like and a mask-like trimap of one alpha matte."""
-    return [trimap_from_alpha(alpha, int(rng.integers(1, 9))), random_mask_trimap(alpha, rng)]
+    return [random_alpha_trimap(alpha, rng), random_mask_trimap(alpha, rng)]
 
 
 def _closed_form_priors(pair: Tuple[np.ndarray, List[np.ndarray]]) -> List[np.ndarray]:

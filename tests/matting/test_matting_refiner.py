@@ -70,3 +70,23 @@ def test_an_empty_mask_gives_an_empty_alpha_and_a_warning(refiner_weights, caplo
     mask[4:12, 4:12] = True
     alpha = alpha_from_mask(model, image, mask, band=2)
     assert (alpha[0] == 0).all() and alpha.max() <= 1
+
+
+def test_an_untrained_refiner_returns_its_prior():
+    """The correction head starts at zero: the output is the prior alpha (closed-form given, or
+    the colour prior, which is exact for a flat foreground over a flat background)."""
+    model = MattingRefiner(width=4, context_blocks=1, prior="closed_form").eval()
+    image = torch.rand(1, 3, 8, 8)
+    trimap = torch.full((1, 8, 8), 128, dtype=torch.uint8)
+    prior = torch.rand(1, 8, 8) * 0.9 + 0.05
+    torch.testing.assert_close(model(image, trimap, prior), prior, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="prior_alpha"):
+        model(image, trimap)
+    colour = MattingRefiner(width=4, context_blocks=1).eval()
+    alpha = torch.tensor([[0.0] * 3 + [0.25, 0.5, 0.75] + [1.0] * 2] * 8)[None]
+    red, blue = torch.tensor([0.9, 0.1, 0.1]), torch.tensor([0.1, 0.1, 0.9])
+    flat = alpha[:, None] * red[None, :, None, None] + (1 - alpha[:, None]) * blue[None, :, None, None]
+    trimap = torch.tensor([[0] * 3 + [128] * 3 + [255] * 2] * 8, dtype=torch.uint8)[None]
+    torch.testing.assert_close(colour(flat, trimap), alpha, atol=2e-3, rtol=0)
+    with pytest.raises(ValueError, match="prior must be one of"):
+        MattingRefiner(prior="magic")
