@@ -26,9 +26,11 @@ def val_records(matting_root):
 
 @pytest.fixture(scope="session")
 def refiner_weights(matting_root, tmp_path_factory):
-    """Weights of a width-4 refinement trained for two steps on the tiny split."""
+    """Weights of a width-4 refinement on the colour prior (no pymatting) trained for two steps on
+    16-pixel crops of the tiny split."""
     torch.set_num_threads(1)
     records = load_matting_split(matting_root, TINY_SPLIT, "train")
     output = str(tmp_path_factory.mktemp("refiner"))
-    return train_refiner(records, output, TrainingSettings(steps=2, batch_size=2, width=4,
-                                                           context_blocks=1))
+    settings = TrainingSettings(steps=2, batch_size=2, width=4, context_blocks=1, prior="colour",
+                                crop_size=16)
+    return train_refiner(records, output, settings)

@@ -90,3 +90,22 @@ def test_an_untrained_refiner_returns_its_prior():
     torch.testing.assert_close(colour(flat, trimap), alpha, atol=2e-3, rtol=0)
     with pytest.raises(ValueError, match="prior must be one of"):
         MattingRefiner(prior="magic")
+
+
+def test_training_on_the_closed_form_prior(tmp_path):
+    """The closed-form alphas are computed once per training trimap (worker processes) and the
+    saved refinement asks for them at inference."""
+    pytest.importorskip("pymatting")
+    from mqformer_d2.data.shapes.matting_split import MattingSplitConfig, load_matting_split
+    from mqformer_d2.matting.training import TrainingSettings, train_refiner
+
+    records = load_matting_split(str(tmp_path), MattingSplitConfig(image_size=64, train_images=2, val_images=1), "val")
+    settings = TrainingSettings(steps=1, batch_size=1, width=4, context_blocks=1, crop_size=32)
+    model = load_refiner(train_refiner(records, str(tmp_path / "refiner"), settings))
+    assert model.prior == "closed_form"
+    image = np.random.default_rng(0).integers(0, 256, (24, 24, 3), dtype=np.uint8)
+    trimap = np.zeros((24, 24), np.uint8)
+    trimap[4:20, 4:20] = 128
+    trimap[8:16, 8:16] = 255
+    alpha = refine(model, image, trimap)
+    assert alpha.shape == (24, 24) and (alpha[trimap == 255] == 1).all()
