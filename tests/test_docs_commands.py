@@ -78,6 +78,13 @@ COMMANDS = {
     ".venv/bin/python tools/thing_error_analysis.py --run-dir output/shapes/run_<time> --probe-dataset "
     "mqformer_shapes_train [--probe-images 400] [--max-images 200] [--no-baseline]":
         "a synopsis with placeholders (tests/analysis/test_thing_error_analysis.py runs it)",
+    ".venv/bin/python tools/train_matting.py --output-dir output/matting/refiner":
+        LONG + " (tests/matting/test_matting_refiner.py trains the refinement on a tiny split)",
+    ".venv/bin/python demo/demo.py --config-file output/shapes/run_<time>/config.yaml --input photo.png "
+    "--output mattes/ --prompts \"the red circle;the blue square\" --separator \";\" --matting --cpu --opts "
+    "MODEL.WEIGHTS output/shapes/run_<time>/model_final.pth MODEL.MQFORMER.MATTING.WEIGHTS "
+    "output/matting/refiner/refiner_final.pth":
+        "needs the main job's trained run (tests/engine/test_engine_predictor_matting.py runs --matting on a tiny model)",
 }
 
 
