@@ -62,8 +62,13 @@ def test_refine_keeps_known_pixels_and_returns_the_image_size(refiner_weights):
 def test_an_empty_mask_gives_an_empty_alpha_and_a_warning(refiner_weights, caplog):
     model = load_refiner(refiner_weights)
     image = np.zeros((16, 16, 3), np.uint8)
-    with caplog.at_level(logging.WARNING):
-        alpha = alpha_from_mask(model, image, np.zeros((16, 16), bool), band=2, where="prompt 'the cat'")
+    logger = logging.getLogger("mqformer_d2.matting.inference")
+    logger.addHandler(caplog.handler)  # detectron2's setup_logger may stop propagation to the root
+    try:
+        with caplog.at_level(logging.WARNING, logger=logger.name):
+            alpha = alpha_from_mask(model, image, np.zeros((16, 16), bool), band=2, where="prompt 'the cat'")
+    finally:
+        logger.removeHandler(caplog.handler)
     assert (alpha == 0).all() and alpha.shape == (16, 16)
     assert "prompt 'the cat'" in caplog.text and "selected nothing" in caplog.text
     mask = np.zeros((16, 16), bool)
