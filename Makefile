@@ -4,7 +4,7 @@ SETUP_STAMP := .venv/.mqformer-setup-stamp
 SETUP_INPUTS := scripts/setup_env.sh scripts/repack_detectron2.sh requirements/constraints.txt \
                 requirements/runtime.txt setup.py pyproject.toml
 
-.PHONY: setup train demo test cuda benchmark ablation synthetic-data exemplars export
+.PHONY: setup train demo test cuda benchmark ablation synthetic-data exemplars matting export
 
 setup: $(SETUP_STAMP)
 
@@ -44,6 +44,13 @@ export: setup
 # seed (42, 43) and print exemplar- beside text-prompted mask AP (~30 min on 2 cores).
 exemplars: setup
 	$(PYTHON) tools/exemplar_experiment.py $(if $(RUN),--run-dir $(RUN))
+
+# Controllable matting: generate the benchmark's matting split, train the matting refinement (two
+# seeds, at most 9 minutes each on 2 cores), score it beside closed-form / KNN matting and through
+# the prompt -> mask -> trimap -> alpha pipeline of the newest main-job run, print the peer table.
+# Needs a finished `make train` (or pass RUN=output/shapes/run_<time>); stops at once without one.
+matting: setup
+	$(PYTHON) tools/matting_experiment.py --seeds 0,1 $(if $(RUN),--run-dir $(RUN))
 
 test: setup
 	$(PYTHON) -m pytest -q

@@ -12,6 +12,11 @@ exemplars`): --exemplar "part 4711=photo.jpg:10,20,80,90" (repeatable; the name'
 into one prompt; an empty image, "NAME=:x0,y0,x1,y1", is a box on the input image itself),
 --negative-exemplar likewise; without --prompts the exemplar names are the only prompts. The log says how many objects each drawing shows, and warns
 when one shows none or when MODEL.WEIGHTS is empty (a random model draws next to nothing).
+
+--matting (controllable matting) writes, per input and prompt, OUTPUT/<stem>_<prompt>_alpha.png
+(the alpha matte, 8-bit gray) and OUTPUT/<stem>_<prompt>_cutout.png (the image with that alpha,
+RGBA), instead of a drawing; it needs the refinement's weights in MODEL.MQFORMER.MATTING.WEIGHTS
+(tools/train_matting.py) and mattes one object per prompt (the referring task).
 """
 import argparse
 import glob
@@ -21,6 +26,7 @@ import sys
 from typing import Dict, List, Sequence, Tuple
 
 import cv2
+import numpy as np
 from detectron2.data import MetadataCatalog
 from detectron2.utils.logger import setup_logger
 from tqdm import tqdm
@@ -54,6 +60,9 @@ def argument_parser() -> argparse.ArgumentParser:
                         help="an example box of prompt NAME on IMAGE (empty IMAGE: the input image); repeatable")
     parser.add_argument("--negative-exemplar", action="append", default=[], metavar="NAME=IMAGE:x0,y0,x1,y1",
                         help="a box of what prompt NAME is not (same form); repeatable")
+    parser.add_argument("--matting", action="store_true",
+                        help="write an alpha matte and an RGBA cut-out per prompt (needs "
+                             "MODEL.MQFORMER.MATTING.WEIGHTS)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--cpu", action="store_true", help="run on CPU (MODEL.DEVICE cpu)")
     add_register_module_argument(parser)
@@ -152,11 +161,67 @@ def write_png(path: str, image_rgb, overwrite: bool) -> None:
         raise OSError(f"could not write {path}")
 
 
+def prompt_slug(prompt: str) -> str:
+    """A file-name-safe form of a prompt: 'the red circle' -> 'the_red_circle'."""
+    return "".join(c if c.isalnum() else "_" for c in prompt.strip()).strip("_")[:60] or "prompt"
+
+
+def matting_paths(inputs: Sequence[str], prompts: Sequence[str], output_dir: str, overwrite: bool) -> List[List[str]]:
+    """Per input, per prompt: [alpha path, cut-out path]; the same checks as `output_paths`."""
+    stems = [os.path.splitext(os.path.basename(f))[0] for f in inputs]
+    paths = [[[os.path.join(output_dir, f"{stem}_{prompt_slug(p)}_{kind}.png") for kind in ("alpha", "cutout")]
+              for p in prompts] for stem in stems]
+    flat = [path for per_input in paths for pair in per_input for path in pair]
+    if len(set(flat)) != len(flat):
+        raise ValueError("several inputs or prompts would be written to the same file; use distinct "
+                         "image names and prompts, or separate --output folders")
+    existing = [p for p in flat if os.path.exists(p)]
+    if existing and not overwrite:
+        raise FileExistsError(f"{len(existing)} output file(s) already exist, e.g. {existing[0]}; "
+                              "pass --overwrite to replace them or choose another --output")
+    return paths
+
+
+def write_mattes(predictor, image_file: str, prompts: Sequence[str], paths: Sequence[Sequence[str]],
+                 overwrite: bool) -> None:
+    """Matte every prompt in one image: its alpha (gray PNG) and RGBA cut-out."""
+    from mqformer_d2.matting.files import alpha_to_uint8
+
+    image = cv2.imread(image_file, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"--input {image_file} cannot be read as an image")
+    alphas = predictor(image, prompts=list(prompts), matting=True)["referring"]["alphas"].numpy()
+    for alpha, (alpha_path, cutout_path) in zip(alphas, paths):
+        alpha8 = alpha_to_uint8(alpha)
+        rgba = np.dstack([image[:, :, ::-1], alpha8])
+        for path, picture in ((alpha_path, alpha8), (cutout_path, rgba)):
+            if not overwrite and os.path.exists(path):
+                raise FileExistsError(f"{path} appeared meanwhile; not replacing it without --overwrite")
+            if not cv2.imwrite(path, picture if picture.ndim == 2 else cv2.cvtColor(picture, cv2.COLOR_RGBA2BGRA)):
+                raise OSError(f"could not write {path}")
+
+
+def run_matting(args, cfg, inputs: Sequence[str], prompts: Sequence[str]) -> List[str]:
+    """--matting: alpha and cut-out per input and prompt; returns the written files."""
+    if args.task not in ("instance", "referring"):
+        raise ValueError(f"--matting mattes one object per prompt (referring); --task {args.task} "
+                         "cannot be combined with it")
+    paths = matting_paths(inputs, prompts, args.output, args.overwrite)
+    predictor = MQFormerPredictor(cfg)
+    os.makedirs(args.output, exist_ok=True)
+    for image_file, per_prompt in tqdm(list(zip(inputs, paths)), desc="matting", unit="img",
+                                       disable=len(inputs) < 2):
+        write_mattes(predictor, image_file, prompts, per_prompt, args.overwrite)
+    written = [path for per_input in paths for pair in per_input for path in pair]
+    logger.info("wrote %d alpha matte(s) and cut-out(s) to %s", len(written) // 2, args.output)
+    return written
+
+
 def run(args) -> List[str]:
     """Draw every input; returns the written files."""
     import_registration_modules(args.register_module)
     inputs = expand_inputs(args.input)
-    outputs = output_paths(inputs, args.output, args.overwrite)
+    outputs = None if args.matting else output_paths(inputs, args.output, args.overwrite)
     cfg = build_config(args.config_file, args.opts, cpu=args.cpu)
     exemplars = parse_exemplars(args.exemplar)
     negatives = parse_exemplars(args.negative_exemplar, "--negative-exemplar")
@@ -164,6 +229,11 @@ def run(args) -> List[str]:
         prompts = parse_prompts(args.prompts, args.separator)
     else:
         prompts = [] if exemplars else default_prompts(cfg)
+    if args.matting:
+        if exemplars or negatives:
+            raise SystemExit("--matting takes text prompts only, not --exemplar / --negative-exemplar")
+        warn_about_random_weights(cfg)
+        return run_matting(args, cfg, inputs, prompts)
     stuff = stuff_prompts(args.stuff, args.separator, prompts)
     warn_about_random_weights(cfg)
     predictor = MQFormerPredictor(cfg)

@@ -34,6 +34,7 @@ def add_mqformer_config(cfg: CN) -> CN:
     _add_region_classifier_config(mq)
     _add_exemplar_config(mq)
     _add_test_config(mq)
+    _add_matting_config(mq)
     return cfg
 
 
@@ -205,6 +206,18 @@ def _add_test_config(mq: CN) -> None:
     # as per-pixel labels and scores (sem_seg_labels, sem_seg_scores), computed a chunk of texts
     # at a time; evaluation always asks for the map (SemSegEvaluator reads it). 0 = always labels.
     mq.TEST.SEMANTIC_MAX_SCORES_MB = 1024.0
+
+
+def _add_matting_config(mq: CN) -> None:
+    mq.MATTING = CN()
+    # Weights of the matting refinement (mqformer_d2/matting/, trained by tools/train_matting.py);
+    # `MQFormerPredictor(..., matting=True)` and `demo/demo.py --matting` need them.
+    mq.MATTING.WEIGHTS = ""
+    # Width in pixels of the trimap's unknown band on each side of a prompted mask's boundary.
+    mq.MATTING.TRIMAP_BAND = 8
+    # Longest image side the refinement runs at; larger images are scaled down for it and the
+    # alpha scaled back up.
+    mq.MATTING.RESOLUTION = 512
 
 
 def _add_data_config(cfg: CN) -> None:

@@ -85,6 +85,13 @@ COMMANDS = {
     "--output vis/ --exemplar \"part 4711=a.png:10,20,60,70\" --exemplar \"part 4711=b.png:0,0,40,40\" "
     "--task instance --opts MODEL.WEIGHTS output/exemplars/run_X/attention_seed42/model_final.pth":
         "needs an exemplar-stage run (tests/exemplars/test_demo_exemplars.py runs --exemplar on a random model)",
+    ".venv/bin/python tools/train_matting.py --output-dir output/matting/refiner":
+        LONG + " (tests/matting/test_matting_refiner.py trains the refinement on a tiny split)",
+    ".venv/bin/python demo/demo.py --config-file output/shapes/run_<time>/config.yaml --input photo.png "
+    "--output mattes/ --prompts \"the red circle;the blue square\" --separator \";\" --matting --cpu --opts "
+    "MODEL.WEIGHTS output/shapes/run_<time>/model_final.pth MODEL.MQFORMER.MATTING.WEIGHTS "
+    "output/matting/refiner/refiner_final.pth":
+        "needs the main job's trained run (tests/engine/test_engine_predictor_matting.py runs --matting on a tiny model)",
 }
 
 

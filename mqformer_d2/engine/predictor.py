@@ -47,6 +47,11 @@ class MQFormerPredictor(DefaultPredictor):
 
     MODEL.WEIGHTS is loaded with `MQFormerCheckpointer` (safe reading, format conversion, load
     report, errors for files that do not fit the model), not detectron2's plain loader.
+
+    matting=True (controllable matting): each prompt's referring mask becomes an alpha matte by
+    the refinement of MODEL.MQFORMER.MATTING.WEIGHTS (trimap band MATTING.TRIMAP_BAND around the
+    mask, at most MATTING.RESOLUTION pixels): the output's "referring" dict gains "alphas"
+    (T, H, W) float in [0, 1]. A prompt whose mask is empty gets an all-zero alpha and a warning.
     """
 
     def __init__(self, cfg):
@@ -67,7 +72,7 @@ class MQFormerPredictor(DefaultPredictor):
     def __call__(self, original_image: np.ndarray, prompts: Optional[Sequence[str]] = None,
                  task: Optional[str] = None, semantic_output: Optional[str] = None,
                  stuff_prompts: Sequence[str] = (), exemplars: Optional[Dict] = None,
-                 negative_exemplars: Optional[Dict] = None) -> Dict:
+                 negative_exemplars: Optional[Dict] = None, matting: bool = False) -> Dict:
         """
         Args:
             original_image: (H, W, 3) uint8 image in BGR order (uint16 is scaled to 8 bits, (H, W)
@@ -79,6 +84,8 @@ class MQFormerPredictor(DefaultPredictor):
             stuff_prompts: prompts that are stuff in the panoptic output (one segment per prompt,
                 no score), e.g. ["sky", "grass"]; besides those the dataset's metadata makes stuff.
             exemplars, negative_exemplars: {name: [(image, region), ...]}, see the class docstring.
+            matting: also an alpha matte per prompt (see the class docstring); the task must be
+                "referring" or None (then it is "referring").
 
         Returns:
             the model's output dict for the image, at its original size.
@@ -89,6 +96,8 @@ class MQFormerPredictor(DefaultPredictor):
                 raise TypeError(f"prompts must be a list of strings, got the string {prompts!r}; "
                                 "wrap a single prompt in a list")
             inputs["vocabulary"] = list(prompts)
+        if matting:
+            task = self._matting_task(task)
         if task is not None:
             inputs["task"] = task
         if semantic_output is not None:
@@ -98,10 +107,39 @@ class MQFormerPredictor(DefaultPredictor):
         if exemplars or negative_exemplars:
             names = list(prompts or [])
             inputs["vocabulary"] = names + [n for n in (exemplars or {}) if n not in names]
-            return predict_with_exemplars(self.model, self.cfg, inputs, original_image, exemplars or {},
-                                          negative_exemplars)
-        with torch.no_grad():
-            return self.model([inputs])[0]
+            output = predict_with_exemplars(self.model, self.cfg, inputs, original_image, exemplars or {},
+                                            negative_exemplars)
+        else:
+            with torch.no_grad():
+                output = self.model([inputs])[0]
+        if matting:
+            output["referring"]["alphas"] = self._alphas(original_image, output["referring"])
+        return output
+
+    @staticmethod
+    def _matting_task(task: Optional[str]) -> str:
+        if task not in (None, "referring"):
+            raise ValueError(f"matting=True mattes one object per prompt (the referring task); "
+                             f"task {task!r} is not possible with it")
+        return "referring"
+
+    def _alphas(self, original_image: np.ndarray, referring: Dict) -> torch.Tensor:
+        """(T, H, W) alpha mattes of the referring masks (refinement loaded on first use)."""
+        from ..matting.inference import alpha_from_mask, load_refiner
+
+        matting = self.cfg.MODEL.MQFORMER.MATTING
+        if getattr(self, "refiner", None) is None:
+            if not matting.WEIGHTS:
+                raise ValueError("matting=True needs MODEL.MQFORMER.MATTING.WEIGHTS: the refinement's "
+                                 "weights (train them with tools/train_matting.py)")
+            self.refiner = load_refiner(matting.WEIGHTS, self.cfg.MODEL.DEVICE)
+        image_rgb = np.ascontiguousarray(as_uint8_bgr(original_image, "original_image")[:, :, ::-1])
+        masks = referring["masks"].cpu().numpy()
+        alphas = [alpha_from_mask(self.refiner, image_rgb, mask, matting.TRIMAP_BAND,
+                                  matting.RESOLUTION, where=f"prompt {text!r}")
+                  for mask, text in zip(masks, referring["texts"])]
+        height, width = masks.shape[1:]
+        return torch.from_numpy(np.stack(alphas)) if alphas else torch.zeros(0, height, width)
 
     def model_inputs(self, original_image: np.ndarray) -> Dict:
         """The model's input dict of a BGR image: checked and converted to (H, W, 3) uint8 (see

@@ -13,11 +13,13 @@ from .adapters import (
 from .build import build_evaluator
 from .common import VocabularyMapper, annotation_mask
 from .foreground import ForegroundEvaluator, f_measure_curve
+from .matting import MattingEvaluator
 from .referring import ReferringEvaluator
 from .seginw import SeginWEvaluator, summarize_seginw, summarize_seginw_suites
 
 __all__ = [
     "ForegroundEvaluator",
+    "MattingEvaluator",
     "OpenVocabCOCOEvaluator",
     "OpenVocabLVISEvaluator",
     "OpenVocabPanopticEvaluator",

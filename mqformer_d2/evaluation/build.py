@@ -10,7 +10,8 @@
   ``panoptic_seg`` only, the ``all`` task all three);
 - ``referring``: :class:`ReferringEvaluator` (``cfg.TEST.REFERRING_FIRST_SENTENCE_ONLY`` when the
   config has it, default False: every sentence);
-- ``foreground``: :class:`ForegroundEvaluator`.
+- ``foreground``: :class:`ForegroundEvaluator`;
+- ``matting``: :class:`MattingEvaluator` (alpha mattes: SAD, MSE, Grad, Conn).
 """
 import logging
 from typing import Callable, Dict, List, Optional
@@ -26,6 +27,7 @@ from .adapters import (
     covers_every_class,
 )
 from .foreground import ForegroundEvaluator
+from .matting import MattingEvaluator
 from .referring import ReferringEvaluator
 from .seginw import SeginWEvaluator
 
@@ -69,6 +71,7 @@ _BUILDERS: Dict[str, Callable] = {
     "coco_panoptic_seg": _panoptic,
     "referring": _referring,
     "foreground": lambda cfg, name, out: [ForegroundEvaluator(name)],
+    "matting": lambda cfg, name, out: [MattingEvaluator(name)],
 }
 
 

@@ -21,6 +21,7 @@ from .common import (
     register_dataset,
 )
 from .foreground import load_foreground_pairs, register_foreground, register_foreground_pairs
+from .matting import load_matting_folders, register_matting_folders
 from .objects365 import load_objects365, register_objects365
 from .pascal_context import load_pascal_context, register_pascal_context
 from .refcoco import load_refcoco, register_refcoco

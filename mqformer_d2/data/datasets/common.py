@@ -23,7 +23,7 @@ from ..masks import encode_mask, rle_xywh_box
 
 logger = logging.getLogger(__name__)
 
-TASKS = ("instance", "semantic", "panoptic", "referring", "foreground", "detection")
+TASKS = ("instance", "semantic", "panoptic", "referring", "foreground", "detection", "matting")
 
 # Class names written as one word in their dataset, split for the text encoder.
 _JOINED_WORDS = {
