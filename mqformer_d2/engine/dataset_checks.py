@@ -20,6 +20,7 @@ EVALUATOR_METADATA = {
                           ("thing_dataset_id_to_contiguous_id", "stuff_dataset_id_to_contiguous_id")),
     "referring": (),
     "foreground": ("text_prompts",),
+    "matting": (),  # reads each record's alpha_file_name, no metadata
 }
 
 

@@ -27,7 +27,7 @@ def _constant_pixel_output(value_by_level):
                        [torch.full((1, 16, 2), v) for v in value_by_level[1:2]], dim=1)
     mask_features = torch.zeros(1, 2, 16, 16)
     mask_features[..., :8, :] = value_by_level[2]  # top half only
-    return PixelDecoderOutput(memory, shapes, torch.tensor([0, 64]), torch.zeros(1, 80, dtype=torch.bool),
+    return PixelDecoderOutput(memory, shapes, torch.tensor([0, 64]), [(8, 8), (4, 4)], torch.zeros(1, 80, dtype=torch.bool),
                               torch.ones(1, 2, 2), mask_features, torch.ones(1, 2))
 
 
