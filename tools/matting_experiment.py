@@ -149,9 +149,9 @@ def main(argv=None):
 
     setup_logger(name="mqformer_d2")
     args = parse_args(argv)
-    from demo_shapes import newest_run
+    from mqformer_d2.experiments.runs import newest_run
 
-    run_dir = None if args.no_pipeline else (args.run_dir or newest_run())
+    run_dir = None if args.no_pipeline else (args.run_dir or newest_run(os.path.join(ROOT, "output", "shapes")))
     if run_dir and not os.path.isfile(os.path.join(run_dir, "model_final.pth")):
         raise FileNotFoundError(f"--run-dir {run_dir} has no model_final.pth (a finished main-job run is needed)")
 

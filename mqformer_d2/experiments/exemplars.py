@@ -15,7 +15,6 @@ Everything goes to a new output/exemplars/run_<time>/: exemplar_sets.json (drawn
 pooling and seed (config.yaml, model_final.pth, history.json), results.json and summary.md.
 """
 import argparse
-import glob
 import json
 import logging
 import os
@@ -36,6 +35,7 @@ from ..exemplars.evaluation import embed_exemplar_sets, evaluate_prompts, mask_a
 from ..exemplars.sampling import dataset_objects, draw_exemplar_sets, read_exemplar_sets, write_exemplar_sets
 from ..exemplars.training import StageSettings, train_exemplar_stage
 from .exemplar_table import exemplar_table
+from .runs import newest_run
 
 logger = logging.getLogger("exemplar_experiment")
 TRAIN_DATASET = "mqformer_shapes_train_instance"
@@ -68,16 +68,6 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     if min(args.k_values) < 1:
         parser.error(f"--k-values: K must be >= 1, got {args.k_values}")
     return args
-
-
-def newest_run(root: str) -> str:
-    """The newest output/shapes/run_* holding model_final.pth, or an error saying to train one."""
-    runs = sorted(p for p in glob.glob(os.path.join(root, "output", "shapes", "run_*"))
-                  if os.path.isfile(os.path.join(p, "model_final.pth")))
-    if not runs:
-        raise FileNotFoundError(f"no finished main-job run under {root}/output/shapes/ (model_final.pth); "
-                                "run `make train` first or pass --run-dir")
-    return runs[-1]
 
 
 def exemplar_config(run_dir: str, pooling: str, seed: int, output_dir: str):
@@ -154,7 +144,7 @@ def run_stage(run_dir: str, pooling: str, seed: int, folder: str, cache: Dict, s
 
 def main(argv: Optional[List[str]], *, root: str) -> int:
     args = parse_args(argv)
-    run_dir = args.run_dir or newest_run(root)
+    run_dir = args.run_dir or newest_run(os.path.join(root, "output", "shapes"))
     output_dir = claim_dir(args.output_dir) if args.output_dir else claim_timestamped_dir(
         os.path.join(root, "output", "exemplars"), "run_")
     setup_logger(output_dir, name="exemplar_experiment")

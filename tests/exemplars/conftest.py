@@ -1,22 +1,14 @@
 """Fixtures of the exemplar tests: a tiny model with an exemplar encoder, and a small copy of the
 synthetic benchmark with enough objects per class to draw 2 exemplars of each."""
 import pytest
-import torch
-from detectron2.modeling import build_model
-from helpers import SHAPES_SEED, tiny_config
+from exemplar_models import exemplar_model
+from helpers import SHAPES_SEED
 
 from mqformer_d2.data.shapes import ShapesBenchmarkConfig, generate_shapes_benchmark, register_shapes_benchmark
 
 EXEMPLAR_SHAPES_SIZES = dict(train_images=12, val_images=2, detection_train_images=1, detection_val_images=1,
                              foreground_train_images=1, foreground_val_images=1, seginw_train_images=12,
                              seginw_val_images=2)
-
-
-def exemplar_model(pooling: str = "attention", *options):
-    """A tiny MQ-Former with an exemplar encoder (`pooling`), in eval mode, seeded."""
-    torch.manual_seed(0)
-    cfg = tiny_config("MODEL.MQFORMER.EXEMPLARS.ENABLED", True, "MODEL.MQFORMER.EXEMPLARS.POOLING", pooling, *options)
-    return build_model(cfg).eval(), cfg
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ space, any image sizes, chunked encoding, and the errors for bad exemplars."""
 import numpy as np
 import pytest
 import torch
-from conftest import exemplar_model
+from exemplar_models import exemplar_model
 
 from mqformer_d2.data.images import ImageReadError
 from mqformer_d2.exemplars.encoder import ExemplarEncoder

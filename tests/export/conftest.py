@@ -2,12 +2,11 @@
 import pytest
 import torch
 from detectron2.modeling import build_model
+from export_vocabulary import EXPORT_STUFF, EXPORT_VOCABULARY
 from helpers import tiny_config
 
 from mqformer_d2.export import export_model
 
-EXPORT_VOCABULARY = ["red star", "green hexagon", "a blue cross on the left", "sky"]
-EXPORT_STUFF = ["sky"]
 TEST_DATASET = "mqformer_shapes_val_instance"  # registered on import; only its metadata is read
 
 

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 import torch
-from conftest import EXPORT_VOCABULARY
+from export_vocabulary import EXPORT_VOCABULARY
 
 from mqformer_d2.export import ExportedVocabulary, ExportFiles, export_model
 from mqformer_d2.export.exporter import ExportError

@@ -4,7 +4,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import EXPORT_STUFF, EXPORT_VOCABULARY
+from export_vocabulary import EXPORT_STUFF, EXPORT_VOCABULARY
 from helpers import mask_iou
 
 from mqformer_d2 import MQFormerPredictor
